@@ -1,0 +1,1 @@
+"""The platform's components: one ComponentResource per system, plus shared shapes."""

@@ -1,0 +1,212 @@
+"""AutoscaledApp: one stateless tier of the platform (backend, frontend, nginx) as a
+Deployment, its Service, an autoscaling/v2 HPA and a PodDisruptionBudget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as shapes
+from settings.apps import AppSettings, ProbeSettings
+
+
+@dataclass(frozen=True)
+class AutoscaledAppArgs:
+    app: str  # "backend": the workload name inside the release
+    release: str
+    namespace: str
+    settings: AppSettings
+    image_pull_secrets: list[str] = field(default_factory=list)
+    # Env the platform wires in (database host, Secret refs...), after the app's own env.
+    extra_env: list[shapes.Obj] = field(default_factory=list)
+    # Inputs whose change must roll the pods although the pod spec does not show it
+    # (the content of a Secret the pods read, say).
+    rollout_triggers: list[str] = field(default_factory=list)
+
+
+class AutoscaledApp(pulumi.ComponentResource):
+    """A Deployment whose replica count belongs to its HPA when autoscaling is on."""
+
+    deployment: k8s.apps.v1.Deployment
+    service: k8s.core.v1.Service
+    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
+    pdb: k8s.policy.v1.PodDisruptionBudget | None
+    service_host: pulumi.Output[str]
+    """In-cluster DNS name of the Service."""
+    service_port: pulumi.Output[int]
+
+    def __init__(self, name: str, args: AutoscaledAppArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-infra:index:AutoscaledApp", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        full_name = f"{args.release}-{args.app}"
+        selector = shapes.selector_labels(args.release, args.app)
+        labels = shapes.common_labels(args.release, args.app, args.app)
+
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=shapes.metadata(full_name, args.namespace, labels),
+            spec=_deployment_spec(args, full_name, selector, labels),
+            opts=child,
+        )
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=shapes.metadata(full_name, args.namespace, labels),
+            spec=_service_spec(settings, selector),
+            opts=child,
+        )
+        self.hpa = None
+        if settings.autoscaling.enabled:
+            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+                f"{name}-hpa",
+                metadata=shapes.metadata(f"{full_name}-hpa", args.namespace, labels),
+                spec=_hpa_spec(settings, full_name),
+                opts=child,
+            )
+        self.pdb = None
+        if _minimum_replicas(settings) >= 2:
+            self.pdb = shapes.pod_disruption_budget(
+                f"{name}-pdb",
+                name=f"{full_name}-pdb",
+                namespace=args.namespace,
+                labels=labels,
+                selector=selector,
+                max_unavailable=1,
+                opts=child,
+            )
+        self.service_host = pulumi.Output.from_input(f"{full_name}.{args.namespace}.svc.cluster.local")
+        self.service_port = pulumi.Output.from_input(settings.service.port)
+        self.register_outputs({"serviceHost": self.service_host, "servicePort": self.service_port})
+
+
+# --- private builders ----------------------------------------------------------------
+
+
+def _minimum_replicas(settings: AppSettings) -> int:
+    return settings.autoscaling.min_replicas if settings.autoscaling.enabled else settings.replica_count
+
+
+def _deployment_spec(args: AutoscaledAppArgs, full_name: str, selector: dict[str, str], labels: dict[str, str]) -> shapes.Obj:
+    settings = args.settings
+    spec: shapes.Obj = {
+        "selector": {"matchLabels": selector},
+        # Surge first, never go below the desired count: a rollout adds a new pod and
+        # removes an old one only once the new one is ready.
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"}},
+        "minReadySeconds": 5,
+        "revisionHistoryLimit": 5,
+        "template": {
+            "metadata": _template_metadata(args, labels),
+            "spec": _pod_spec(args, selector),
+        },
+    }
+    if not settings.autoscaling.enabled:
+        # With an HPA the replica count is the HPA's; a value here would fight it on
+        # every `pulumi up`.
+        spec["replicas"] = settings.replica_count
+    return spec
+
+
+def _template_metadata(args: AutoscaledAppArgs, labels: dict[str, str]) -> shapes.Obj:
+    template: shapes.Obj = {"labels": labels}
+    if args.rollout_triggers:
+        template["annotations"] = {"ai-infra-matrix/rollout-checksum": shapes.checksum(*args.rollout_triggers)}
+    return template
+
+
+def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
+    settings = args.settings
+    service = settings.service
+    ports = [{"name": "http", "containerPort": service.target_port, "protocol": "TCP"}]
+    if service.https_target_port is not None:
+        ports.append({"name": "https", "containerPort": service.https_target_port, "protocol": "TCP"})
+    low_ports = any(port["containerPort"] < 1024 for port in ports)
+    writable = ["/tmp", *(("/var/cache/nginx", "/var/run") if args.app == "nginx" else ())]
+    volumes = [{"name": _volume_name(path), "emptyDir": {}} for path in writable]
+    container: shapes.Obj = {
+        "name": args.app,
+        "image": settings.image.reference,
+        "imagePullPolicy": settings.image.pull_policy,
+        "ports": ports,
+        "env": _env(args),
+        "resources": settings.resources.as_kubernetes(),
+        "livenessProbe": _probe(settings.liveness_probe),
+        "readinessProbe": _probe(settings.readiness_probe),
+        "securityContext": shapes.container_security_context(bind_low_ports=low_ports),
+        # The root filesystem is read-only; these are the paths the image writes to.
+        "volumeMounts": [{"name": _volume_name(path), "mountPath": path} for path in writable],
+    }
+    pod: shapes.Obj = {
+        # The apps do not call the Kubernetes API; no token is mounted for them to leak.
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": shapes.pod_security_context(),
+        "terminationGracePeriodSeconds": 30,
+        "containers": [container],
+        "volumes": volumes,
+        **shapes.spread(selector, require_separate_nodes=False),
+    }
+    if args.image_pull_secrets:
+        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    return pod
+
+
+def _volume_name(path: str) -> str:
+    return "writable-" + path.strip("/").replace("/", "-")
+
+
+def _env(args: AutoscaledAppArgs) -> list[shapes.Obj]:
+    settings = args.settings
+    env = [shapes.env_value(name, value) for name, value in sorted(settings.env.items())]
+    env += [shapes.env_from_secret(name, ref.secret, ref.key) for name, ref in sorted(settings.secret_env.items())]
+    return env + list(args.extra_env)
+
+
+def _probe(probe: ProbeSettings) -> shapes.Obj:
+    return shapes.http_probe(
+        probe.path,
+        "http",
+        initial_delay=probe.initial_delay_seconds,
+        period=probe.period_seconds,
+        timeout=probe.timeout_seconds,
+        failures=probe.failure_threshold,
+    )
+
+
+def _service_spec(settings: AppSettings, selector: dict[str, str]) -> shapes.Obj:
+    service = settings.service
+    ports = [{"name": "http", "port": service.port, "targetPort": "http", "protocol": "TCP"}]
+    if service.https_port is not None:
+        ports.append({"name": "https", "port": service.https_port, "targetPort": "https", "protocol": "TCP"})
+    spec: shapes.Obj = {"type": service.type, "selector": selector, "ports": ports}
+    if service.type == "LoadBalancer":
+        # Keep the client's source address and skip the extra node hop.
+        spec["externalTrafficPolicy"] = "Local"
+    return spec
+
+
+def _hpa_spec(settings: AppSettings, deployment_name: str) -> shapes.Obj:
+    autoscaling = settings.autoscaling
+    metrics = []
+    for resource, target in (
+        ("cpu", autoscaling.target_cpu_utilization_percentage),
+        ("memory", autoscaling.target_memory_utilization_percentage),
+    ):
+        if target is not None:
+            metrics.append(
+                {
+                    "type": "Resource",
+                    "resource": {"name": resource, "target": {"type": "Utilization", "averageUtilization": target}},
+                }
+            )
+    spec: shapes.Obj = {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": deployment_name},
+        "minReplicas": autoscaling.min_replicas,
+        "maxReplicas": autoscaling.max_replicas,
+        "metrics": metrics,
+    }
+    if autoscaling.behavior is not None:
+        spec["behavior"] = autoscaling.behavior.model_dump(by_alias=True)
+    return spec

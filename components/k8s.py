@@ -1,0 +1,182 @@
+"""Small shared builders for Kubernetes object shapes: labels, security contexts,
+spreading, PDBs, probes, env from Secrets, checksums. Every component builds these
+shapes through here, so a rule (say, the restricted security context) lives once.
+
+Objects are plain dicts in Kubernetes' own camelCase, the shape a reviewer sees in the
+rendered manifests; pulumi_kubernetes accepts them as inputs unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+PART_OF = "ai-infra-matrix"
+
+Obj = dict[str, Any]
+
+# --- labels ----------------------------------------------------------------------------
+
+
+def selector_labels(release: str, name: str) -> dict[str, str]:
+    """The labels that select one workload's pods. Stable for the life of the workload:
+    StatefulSet and Deployment selectors are immutable."""
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": release}
+
+
+def common_labels(release: str, name: str, component: str) -> dict[str, str]:
+    """Selector labels plus the descriptive ones every object carries."""
+    return {
+        **selector_labels(release, name),
+        "app.kubernetes.io/component": component,
+        "app.kubernetes.io/part-of": PART_OF,
+        "app.kubernetes.io/managed-by": "pulumi",
+    }
+
+
+def metadata(name: str, namespace: str, labels: Mapping[str, str], annotations: Mapping[str, str] | None = None) -> Obj:
+    meta: Obj = {"name": name, "namespace": namespace, "labels": dict(labels)}
+    if annotations:
+        meta["annotations"] = dict(annotations)
+    return meta
+
+
+# --- security ------------------------------------------------------------------------
+
+# The Pod Security Standards "restricted" profile, which the namespace enforces.
+RUNTIME_DEFAULT_SECCOMP: Obj = {"type": "RuntimeDefault"}
+
+
+def pod_security_context(*, run_as_user: int | None = None, fs_group: int | None = None) -> Obj:
+    context: Obj = {"runAsNonRoot": True, "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP)}
+    if run_as_user is not None:
+        context["runAsUser"] = run_as_user
+        context["runAsGroup"] = run_as_user
+    if fs_group is not None:
+        context["fsGroup"] = fs_group
+        # Only chown the volume when its root is wrong, not on every start of a large volume.
+        context["fsGroupChangePolicy"] = "OnRootMismatch"
+    return context
+
+
+def container_security_context(*, bind_low_ports: bool = False, read_only_root: bool = True) -> Obj:
+    """No privilege escalation, every capability dropped. NET_BIND_SERVICE (the only one
+    the restricted profile lets a container add) is added back for ports below 1024."""
+    capabilities: Obj = {"drop": ["ALL"]}
+    if bind_low_ports:
+        capabilities["add"] = ["NET_BIND_SERVICE"]
+    return {
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "capabilities": capabilities,
+        "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
+    }
+
+
+def pod_security_labels(level: str = "restricted") -> dict[str, str]:
+    """Namespace labels for Pod Security Admission: enforce, audit and warn at ``level``."""
+    return {f"pod-security.kubernetes.io/{mode}": level for mode in ("enforce", "audit", "warn")} | {
+        f"pod-security.kubernetes.io/{mode}-version": "latest" for mode in ("enforce", "audit", "warn")
+    }
+
+
+# --- scheduling ----------------------------------------------------------------------
+
+HOSTNAME = "kubernetes.io/hostname"
+ZONE = "topology.kubernetes.io/zone"
+
+
+def spread(selector: Mapping[str, str], *, require_separate_nodes: bool) -> Obj:
+    """Pod spec fields that spread replicas over nodes and zones.
+
+    ``require_separate_nodes``: two replicas never share a node (stateful members whose
+    quorum must survive a node loss); otherwise that is only preferred, so a small
+    cluster can still schedule every replica of a stateless app."""
+    term = {"labelSelector": {"matchLabels": dict(selector)}, "topologyKey": HOSTNAME}
+    if require_separate_nodes:
+        anti_affinity: Obj = {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    else:
+        anti_affinity = {"preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]}
+    return {
+        "affinity": {"podAntiAffinity": anti_affinity},
+        "topologySpreadConstraints": [
+            {
+                "maxSkew": 1,
+                "topologyKey": ZONE,
+                # Zones are a preference: clusters without zone labels still schedule.
+                "whenUnsatisfiable": "ScheduleAnyway",
+                "labelSelector": {"matchLabels": dict(selector)},
+            }
+        ],
+    }
+
+
+def pod_disruption_budget(
+    resource_name: str,
+    *,
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    selector: Mapping[str, str],
+    max_unavailable: int,
+    opts: pulumi.ResourceOptions,
+) -> k8s.policy.v1.PodDisruptionBudget:
+    """A PDB by ``maxUnavailable``: unlike ``minAvailable`` it keeps meaning the same
+    thing when the replica count changes, and never blocks every drain."""
+    return k8s.policy.v1.PodDisruptionBudget(
+        resource_name,
+        metadata=metadata(name, namespace, labels),
+        spec={
+            "maxUnavailable": max_unavailable,
+            "selector": {"matchLabels": dict(selector)},
+            # Evicting a pod that is not ready yet costs nothing; without this a stuck
+            # pod blocks node drains forever.
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
+        opts=opts,
+    )
+
+
+# --- containers ----------------------------------------------------------------------
+
+
+def http_probe(path: str, port: int | str, *, initial_delay: int, period: int, timeout: int, failures: int) -> Obj:
+    return {
+        "httpGet": {"path": path, "port": port},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def env_value(name: str, value: str) -> Obj:
+    return {"name": name, "value": value}
+
+
+def env_from_secret(name: str, secret: str | pulumi.Output[str], key: str) -> Obj:
+    """An env var read from a Secret key, so the value never shows in the pod spec."""
+    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def env_from_field(name: str, field_path: str) -> Obj:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
+
+
+def image_pull_secrets(names: list[str]) -> list[Obj]:
+    return [{"name": name} for name in names]
+
+
+def checksum(*parts: str) -> str:
+    """A content hash for a pod-template annotation, so a config change rolls the pods."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()

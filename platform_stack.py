@@ -1,0 +1,131 @@
+"""Composition: the namespace, the Kubernetes provider, the data systems and the
+application tier, wired together, and the stack outputs other projects consume.
+
+Every stack output is listed in ``OUTPUTS`` (and in the README's outputs contract):
+flat camelCase keys, credentials as secret outputs.
+"""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as shapes
+from components.autoscaled_app import AutoscaledApp, AutoscaledAppArgs
+from components.credentials import credential
+from settings import PlatformSettings
+
+# name -> what a consumer reads it for. Tests hold the program to exactly these keys.
+OUTPUTS: dict[str, str] = {
+    "namespace": "namespace every object of the stack lives in",
+    "releaseName": "prefix of every object name (pods are <releaseName>-<system>-<n>)",
+    "backendHost": "in-cluster DNS name of the backend Service",
+    "backendPort": "port of the backend Service",
+    "frontendHost": "in-cluster DNS name of the frontend Service",
+    "frontendPort": "port of the frontend Service",
+    "nginxHost": "in-cluster DNS name of the nginx Service (the platform's entry point)",
+    "nginxPort": "HTTP port of the nginx Service",
+    "nginxServiceType": "ClusterIP, NodePort or LoadBalancer",
+    "nginxExternalAddress": "load balancer IP or hostname once the cloud assigns one, else empty",
+    "appSecretName": "Secret holding the backend's JWT and session secrets",
+}
+SECRET_OUTPUTS: frozenset[str] = frozenset()
+
+
+def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
+    """Register every resource of the stack; return the stack outputs by name."""
+    provider = _provider(settings)
+    namespace = k8s.core.v1.Namespace(
+        "namespace",
+        metadata={
+            "name": settings.namespace,
+            "labels": {
+                **shapes.pod_security_labels("restricted"),
+                "app.kubernetes.io/part-of": shapes.PART_OF,
+                "app.kubernetes.io/instance": settings.release_name,
+                "app.kubernetes.io/managed-by": "pulumi",
+            },
+        },
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
+
+    # The data systems plug in here: each adds its env to the backend and its outputs
+    # to the stack (PostgresHA, RedisCluster, KafkaKRaft).
+    backend_env: list[shapes.Obj] = []
+    outputs: dict[str, pulumi.Output] = {}
+
+    app_secret = _app_secret(settings, in_namespace)
+    backend_env += [
+        shapes.env_from_secret("JWT_SECRET", app_secret.metadata.name, "jwt-secret"),
+        shapes.env_from_secret("SESSION_SECRET", app_secret.metadata.name, "session-secret"),
+    ]
+
+    apps: dict[str, AutoscaledApp] = {}
+    for app, app_settings in settings.apps.items():
+        if not app_settings.enabled:
+            continue
+        apps[app] = AutoscaledApp(
+            app,
+            AutoscaledAppArgs(
+                app=app,
+                release=settings.release_name,
+                namespace=settings.namespace,
+                settings=app_settings,
+                image_pull_secrets=list(settings.image_pull_secrets),
+                extra_env=backend_env if app == "backend" else [],
+            ),
+            opts=in_namespace,
+        )
+
+    outputs |= {
+        "namespace": namespace.metadata.name,
+        "releaseName": pulumi.Output.from_input(settings.release_name),
+        "appSecretName": app_secret.metadata.name,
+        "nginxServiceType": pulumi.Output.from_input(settings.nginx.service.type),
+    }
+    for app in ("backend", "frontend", "nginx"):
+        component = apps.get(app)
+        outputs[f"{app}Host"] = component.service_host if component else pulumi.Output.from_input("")
+        outputs[f"{app}Port"] = component.service_port if component else pulumi.Output.from_input(0)
+    nginx = apps.get("nginx")
+    outputs["nginxExternalAddress"] = nginx.service.status.apply(_external_address) if nginx else pulumi.Output.from_input("")
+    return outputs
+
+
+def _provider(settings: PlatformSettings) -> k8s.Provider:
+    """The explicit provider every resource uses (the default provider is disabled in
+    the stack files, so nothing can reach a cluster the config did not name)."""
+    cluster = settings.kubernetes
+    if cluster.render_yaml_to_directory:
+        return k8s.Provider("kubernetes", render_yaml_to_directory=cluster.render_yaml_to_directory)
+    return k8s.Provider(
+        "kubernetes",
+        kubeconfig=cluster.kubeconfig or None,
+        context=cluster.context or None,
+        namespace=settings.namespace,
+    )
+
+
+def _app_secret(settings: PlatformSettings, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+    """The backend's signing secrets, generated once unless given with --secret."""
+    name = f"{settings.release_name}-app-secrets"
+    return k8s.core.v1.Secret(
+        "app-secrets",
+        metadata=shapes.metadata(name, settings.namespace, shapes.common_labels(settings.release_name, "backend", "secrets")),
+        type="Opaque",
+        string_data={
+            "jwt-secret": credential("jwt-secret", settings.secrets.jwt_secret, length=48),
+            "session-secret": credential("session-secret", settings.secrets.session_secret, length=48),
+        },
+        opts=opts,
+    )
+
+
+def _external_address(status: object) -> str:
+    ingress = (getattr(getattr(status, "load_balancer", None), "ingress", None) or []) if status else []
+    for entry in ingress:
+        address = getattr(entry, "ip", None) or getattr(entry, "hostname", None)
+        if address:
+            return address
+    return ""

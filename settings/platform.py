@@ -1,0 +1,92 @@
+"""The root of the stack config: what one stack of ai-infra-matrix deploys."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+
+from settings.apps import AppSettings
+from settings.base import ConfigModel, DnsLabel, Problem
+from settings.kafka import KafkaSettings
+from settings.postgres import PatroniSettings
+from settings.redis import RedisClusterSettings
+
+
+class KubernetesSettings(ConfigModel):
+    """How the program reaches the cluster. All empty: the ambient KUBECONFIG and its
+    current context."""
+
+    kubeconfig: str = ""  # a path or the file's contents
+    context: str = ""
+    # Write manifests to this directory instead of applying them (no cluster needed).
+    render_yaml_to_directory: str = ""
+
+
+class SecretSettings(ConfigModel):
+    """Credentials given with ``pulumi config set --secret``; each one left unset is
+    generated once with pulumi_random and kept in the stack state."""
+
+    postgres_password: SecretStr | None = None
+    replication_password: SecretStr | None = None
+    redis_password: SecretStr | None = None
+    kafka_ui_password: SecretStr | None = None
+    jwt_secret: SecretStr | None = None
+    session_secret: SecretStr | None = None
+
+
+MIN_SECRET_LENGTH = 16
+
+
+class PlatformSettings(ConfigModel):
+    profile: Literal["dev", "prod"]
+    release_name: DnsLabel = "ai-infra"
+    namespace: DnsLabel
+    storage_class: str = ""
+    image_pull_secrets: list[DnsLabel] = Field(default_factory=list)
+    kubernetes: KubernetesSettings = KubernetesSettings()
+    patroni: PatroniSettings
+    redis_cluster: RedisClusterSettings
+    kafka: KafkaSettings
+    backend: AppSettings
+    frontend: AppSettings
+    nginx: AppSettings
+    secrets: SecretSettings = Field(default=SecretSettings(), exclude=True)
+
+    @property
+    def production(self) -> bool:
+        return self.profile == "prod"
+
+    @property
+    def apps(self) -> dict[str, AppSettings]:
+        return {"backend": self.backend, "frontend": self.frontend, "nginx": self.nginx}
+
+    def problems(self) -> list[Problem]:
+        """Every rule between values, each naming its key. Empty when the config is good."""
+        production = self.production
+        found = [
+            *self.patroni.problems("patroni", production=production),
+            *self.redis_cluster.problems("redisCluster", production=production),
+            *self.kafka.problems("kafka", production=production),
+        ]
+        for name, app in self.apps.items():
+            found += app.problems(name, production=production)
+        for field, value in self.secrets:
+            if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
+                key = SecretSettings.model_fields[field].alias
+                found.append(
+                    Problem(
+                        key,
+                        f"is shorter than {MIN_SECRET_LENGTH} characters; set a longer one with "
+                        f"pulumi config set --secret {key} ..., or remove it to have one generated",
+                    )
+                )
+        if self.kubernetes.render_yaml_to_directory and (self.kubernetes.kubeconfig or self.kubernetes.context):
+            found.append(
+                Problem(
+                    "kubernetes.renderYamlToDirectory",
+                    "render mode writes files and talks to no cluster; unset kubernetes.kubeconfig and "
+                    "kubernetes.context, or unset renderYamlToDirectory to deploy",
+                )
+            )
+        return found

@@ -1,0 +1,273 @@
+#!/usr/bin/env python3
+"""Offline render: evaluate the real program for a stack under Pulumi mocks and write
+every Kubernetes object it registers (``manifests.yaml``) and its stack outputs
+(``outputs.json``, secret ones masked). No cluster, no Pulumi CLI, no state.
+
+    python tools/render.py --stack prod --out /tmp/p [--set kafka.replicaCount=5 ...]
+
+The config is the stack's ``Pulumi.<stack>.yaml``; encrypted (``secure:``) values are
+replaced by fixed stand-ins; ``--set KEY=VALUE`` overrides any key (dotted paths reach
+into objects, VALUE is parsed as YAML). Same input, byte-identical output, so the
+rendered files are what a reviewer diffs. Invalid config: the problems on stderr, exit
+code 2, nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import string
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from settings import PROJECT, SECRET_KEYS, PlatformSettings, SettingsError, load_settings  # noqa: E402
+
+MASK = "[secret]"
+
+# Order of kinds in manifests.yaml: what a cluster needs first comes first.
+_KIND_ORDER = [
+    "Namespace",
+    "ServiceAccount",
+    "Secret",
+    "ConfigMap",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
+    "Service",
+    "PersistentVolumeClaim",
+    "StatefulSet",
+    "Deployment",
+    "Job",
+    "CronJob",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "NetworkPolicy",
+]
+
+
+@dataclass(frozen=True)
+class Rendered:
+    settings: PlatformSettings
+    objects: list[dict[str, Any]]
+    outputs: dict[str, Any]  # secret outputs masked
+    secret_outputs: frozenset[str]
+
+
+# --- config ----------------------------------------------------------------------------
+
+
+def stack_config(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) -> tuple[dict[str, Any], set[str]]:
+    """The raw project config of ``stack`` with ``overrides`` applied, and the keys that
+    hold secrets. Encrypted values become stand-ins, as the real values are unreadable
+    without the stack's passphrase."""
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        raise SettingsError([_problem("stack", f"no stack file {path.name}; known stacks: {', '.join(known_stacks(root))}")])
+    document = yaml.safe_load(path.read_text()) or {}
+    raw: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    prefix = f"{PROJECT}:"
+    for full_key, value in (document.get("config") or {}).items():
+        if not full_key.startswith(prefix):
+            continue  # other namespaces (pulumi:, kubernetes:) configure the engine, not us
+        key = full_key[len(prefix) :]
+        if isinstance(value, dict) and set(value) == {"secure"}:
+            secret_keys.add(key)
+            raw[key] = f"render-stand-in-for-{key}"
+        else:
+            raw[key] = value
+    for override in overrides:
+        key, value = _parse_override(override)
+        _set_path(raw, key.split("."), value)
+        if key in SECRET_KEYS:
+            secret_keys.add(key)  # given on the command line, not stored in a stack file
+    return raw, secret_keys
+
+
+def known_stacks(root: Path = ROOT) -> list[str]:
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
+
+
+def _parse_override(text: str) -> tuple[str, Any]:
+    key, separator, value = text.partition("=")
+    key = key.strip().removeprefix(f"{PROJECT}:")
+    if not separator or not key:
+        raise SettingsError([_problem("--set", f"{text!r} is not KEY=VALUE (e.g. --set kafka.replicaCount=5)")])
+    try:
+        return key, yaml.safe_load(value) if value != "" else ""
+    except yaml.YAMLError as error:
+        raise SettingsError([_problem(key, f"value {value!r} given with --set is not valid YAML: {error}")]) from None
+
+
+def _set_path(config: dict[str, Any], parts: list[str], value: Any) -> None:
+    node = config
+    for index, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if child is not None:
+                raise SettingsError([_problem(".".join(parts[: index + 1]), "is not an object; cannot set a key inside it")])
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _problem(key: str, message: str):
+    from settings import Problem
+
+    return Problem(key, message)
+
+
+# --- evaluation under mocks -------------------------------------------------------------
+
+
+def render(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) -> Rendered:
+    """Evaluate the program for ``stack``; raises SettingsError on invalid config."""
+    raw, secret_keys = stack_config(stack, overrides, root)
+    settings = load_settings(raw, stack=stack, secret_keys=secret_keys)
+    return evaluate(settings, stack)
+
+
+def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
+    """Register the platform for ``settings`` under mocks; collect objects and outputs."""
+    import pulumi
+
+    from platform_stack import build_platform
+
+    mocks = _RenderMocks()
+    asyncio.set_event_loop(asyncio.new_event_loop())
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    resolved: dict[str, Any] = {}
+    secret: set[str] = set()
+
+    async def collect(outputs: dict[str, pulumi.Output]) -> None:
+        for name, output in outputs.items():
+            resolved[name] = await output.future()
+            if await output.is_secret():
+                secret.add(name)
+
+    @pulumi.runtime.test
+    def program() -> pulumi.Output:
+        return pulumi.Output.from_input(asyncio.ensure_future(collect(build_platform(settings))))
+
+    try:
+        program()
+    finally:
+        asyncio.get_event_loop().close()
+        pulumi.runtime.settings.reset_options()
+    outputs = {name: (MASK if name in secret else _plain(resolved[name])) for name in sorted(resolved)}
+    return Rendered(settings, sorted(mocks.objects, key=_object_order), outputs, frozenset(secret))
+
+
+class _RenderMocks:
+    """Records every Kubernetes object as the provider would receive it."""
+
+    def __init__(self) -> None:
+        self.objects: list[dict[str, Any]] = []
+
+    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        inputs = _plain(args.inputs)
+        if args.typ.startswith("kubernetes:") and not args.typ.startswith("pulumi:providers:"):
+            if not inputs.get("metadata", {}).get("name"):
+                raise ValueError(f"{args.typ} {args.name!r} has no metadata.name; every object needs an explicit name")
+            self.objects.append(inputs)
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            inputs["result"] = _stand_in_password(args.name, int(inputs.get("length", 32)))
+        if args.typ == "random:index/randomId:RandomId":
+            inputs |= _stand_in_id(args.name, int(inputs.get("byteLength", 16)))
+        return f"{args.name}-id", inputs
+
+    def call(self, args: Any) -> dict[str, Any]:
+        return {}
+
+
+# How Pulumi's wire format marks a secret value (sdk/python/lib/pulumi/runtime/rpc.py).
+_SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
+
+
+def _plain(value: Any) -> Any:
+    """Inputs cross Pulumi's protobuf Structs, where every number is a float; give
+    integral numbers back their int type, as the provider would."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIGNATURE_KEY) == _SECRET_SIGNATURE:
+            return _plain(value.get("value"))  # a secret crossing the mock monitor
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def _stand_in_password(name: str, length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    digest = hashlib.sha256(f"render:{name}".encode()).digest()
+    while len(digest) < length:
+        digest += hashlib.sha256(digest).digest()
+    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:length])
+
+
+def _stand_in_id(name: str, byte_length: int) -> dict[str, str]:
+    import base64
+
+    raw = hashlib.sha256(f"render-id:{name}".encode()).digest()[:byte_length]
+    return {
+        "hex": raw.hex(),
+        "b64Url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
+        "b64Std": base64.b64encode(raw).decode(),
+        "dec": str(int.from_bytes(raw, "big")),
+    }
+
+
+def _object_order(obj: dict[str, Any]) -> tuple[int, str, str, str]:
+    kind = obj.get("kind", "")
+    rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    meta = obj.get("metadata", {})
+    return rank, kind, meta.get("namespace", ""), meta.get("name", "")
+
+
+# --- output ------------------------------------------------------------------------------
+
+
+def manifests_yaml(objects: list[dict[str, Any]]) -> str:
+    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, width=120) for obj in objects)
+
+
+def write(rendered: Rendered, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "manifests.yaml").write_text(manifests_yaml(rendered.objects))
+    (out / "outputs.json").write_text(json.dumps(rendered.outputs, indent=2, sort_keys=True) + "\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
+    parser.add_argument("--out", required=True, type=Path, help="directory for manifests.yaml and outputs.json")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    args = parser.parse_args(argv)
+    try:
+        rendered = render(args.stack, args.overrides)
+    except SettingsError as error:
+        for line in error.lines():
+            print(line, file=sys.stderr)
+        print(f"render: invalid config for stack {args.stack!r}; nothing written", file=sys.stderr)
+        return 2
+    write(rendered, args.out)
+    print(f"render: {len(rendered.objects)} objects -> {args.out / 'manifests.yaml'}, outputs -> {args.out / 'outputs.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
