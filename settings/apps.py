@@ -4,40 +4,60 @@ Deployment. Keys follow the guide's values (``backend.autoscaling.minReplicas``.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from settings.base import ConfigModel, ImageSettings, Problem, ResourceSettings
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 
 
+def _scalar_as_text(value: object) -> object:
+    # Env values are strings in Kubernetes; YAML turns `86400` and `true` into other types.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+EnvValue = Annotated[str, BeforeValidator(_scalar_as_text)]
+
+
 class ScalingPolicy(ConfigModel):
-    type: Literal["Pods", "Percent"]
-    value: int = Field(ge=1)
-    period_seconds: int = Field(ge=1, le=1800)
+    type: Literal["Pods", "Percent"] = Field(description="Pods or Percent")
+    value: int = Field(ge=1, description="pods or percent per period")
+    period_seconds: int = Field(ge=1, le=1800, description="length of the policy's window")
 
 
 class ScalingRules(ConfigModel):
-    stabilization_window_seconds: int = Field(ge=0, le=3600)
-    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
-    policies: list[ScalingPolicy] = Field(min_length=1)
+    stabilization_window_seconds: int = Field(ge=0, le=3600, description="how long a recommendation must hold first")
+    select_policy: Literal["Max", "Min", "Disabled"] = Field(default="Max", description="which policy wins")
+    policies: list[ScalingPolicy] = Field(min_length=1, description="list of {type, value, periodSeconds}")
 
 
 class ScalingBehavior(ConfigModel):
-    scale_up: ScalingRules
-    scale_down: ScalingRules
+    scale_up: ScalingRules = Field(description="how fast the HPA adds pods")
+    scale_down: ScalingRules = Field(description="how fast the HPA removes pods")
 
 
 class AutoscalingSettings(ConfigModel):
-    enabled: bool = False
-    min_replicas: int = Field(default=1, ge=1)
-    max_replicas: int = Field(default=1, ge=1)
+    enabled: bool = Field(default=False, description="create an HPA; the Deployment's replica count is then the HPA's")
+    min_replicas: int = Field(default=1, ge=1, description="HPA floor; must be <= maxReplicas (prod: >= 2)")
+    max_replicas: int = Field(default=1, ge=1, description="HPA ceiling")
     # Names as in the guide (and the Helm convention), so values files carry over.
-    target_cpu_utilization_percentage: int | None = Field(default=70, ge=1, le=1000, alias="targetCPUUtilizationPercentage")
-    target_memory_utilization_percentage: int | None = Field(default=80, ge=1, le=1000)
-    behavior: ScalingBehavior | None = None
+    target_cpu_utilization_percentage: int | None = Field(
+        default=70,
+        ge=1,
+        le=1000,
+        alias="targetCPUUtilizationPercentage",
+        description="average CPU utilization target, % of request",
+    )
+    target_memory_utilization_percentage: int | None = Field(
+        default=80, ge=1, le=1000, description="average memory utilization target, % of request"
+    )
+    behavior: ScalingBehavior | None = Field(default=None, description="autoscaling/v2 scaleUp/scaleDown behaviour")
 
     def problems(self, key: str) -> list[Problem]:
         found: list[Problem] = []
@@ -60,12 +80,12 @@ class AutoscalingSettings(ConfigModel):
 
 
 class ServiceSettings(ConfigModel):
-    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = "ClusterIP"
-    port: int = Field(ge=1, le=65535)
-    target_port: int = Field(ge=1, le=65535)
+    type: Literal["ClusterIP", "NodePort", "LoadBalancer"] = Field(default="ClusterIP", description="Service type")
+    port: int = Field(ge=1, le=65535, description="Service port")
+    target_port: int = Field(ge=1, le=65535, description="container port the Service sends to")
     # nginx terminates TLS too (the guide's values-prod: 443 -> 443).
-    https_port: int | None = Field(default=None, ge=1, le=65535)
-    https_target_port: int | None = Field(default=None, ge=1, le=65535)
+    https_port: int | None = Field(default=None, ge=1, le=65535, description="optional HTTPS Service port")
+    https_target_port: int | None = Field(default=None, ge=1, le=65535, description="container port for HTTPS")
 
     def problems(self, key: str) -> list[Problem]:
         if (self.https_port is None) != (self.https_target_port is None):
@@ -76,31 +96,33 @@ class ServiceSettings(ConfigModel):
 
 
 class ProbeSettings(ConfigModel):
-    path: str = Field(default="/health", pattern=r"^/")
-    initial_delay_seconds: int = Field(default=10, ge=0)
-    period_seconds: int = Field(default=10, ge=1)
-    timeout_seconds: int = Field(default=3, ge=1)
-    failure_threshold: int = Field(default=3, ge=1)
+    path: str = Field(default="/health", pattern=r"^/", description="HTTP path probed on the http port")
+    initial_delay_seconds: int = Field(default=10, ge=0, description="seconds before the first probe")
+    period_seconds: int = Field(default=10, ge=1, description="seconds between probes")
+    timeout_seconds: int = Field(default=3, ge=1, description="seconds before a probe times out")
+    failure_threshold: int = Field(default=3, ge=1, description="failures in a row that count")
 
 
 class SecretEnvRef(ConfigModel):
     """An env var taken from an existing Kubernetes Secret (never a literal)."""
 
-    secret: str = Field(min_length=1)
-    key: str = Field(min_length=1)
+    secret: str = Field(min_length=1, description="name of the Secret")
+    key: str = Field(min_length=1, description="key inside the Secret")
 
 
 class AppSettings(ConfigModel):
-    enabled: bool = True
-    replica_count: int = Field(default=1, ge=0)
-    image: ImageSettings
-    service: ServiceSettings
-    autoscaling: AutoscalingSettings = AutoscalingSettings()
-    resources: ResourceSettings
-    liveness_probe: ProbeSettings = ProbeSettings(initial_delay_seconds=30)
-    readiness_probe: ProbeSettings = ProbeSettings(period_seconds=5)
-    env: dict[str, str] = Field(default_factory=dict)
-    secret_env: dict[str, SecretEnvRef] = Field(default_factory=dict)
+    enabled: bool = Field(default=True, description="deploy this tier")
+    replica_count: int = Field(default=1, ge=0, description="replicas when autoscaling is off (prod: >= 2)")
+    image: ImageSettings = Field(description="container image")
+    service: ServiceSettings = Field(description="the tier's Service")
+    autoscaling: AutoscalingSettings = Field(default=AutoscalingSettings(), description="HorizontalPodAutoscaler")
+    resources: ResourceSettings = Field(description="container resources")
+    liveness_probe: ProbeSettings = Field(default=ProbeSettings(initial_delay_seconds=30), description="liveness probe")
+    readiness_probe: ProbeSettings = Field(default=ProbeSettings(period_seconds=5), description="readiness probe")
+    env: dict[str, EnvValue] = Field(default_factory=dict, description="plain env vars; names that look secret are refused")
+    secret_env: dict[str, SecretEnvRef] = Field(
+        default_factory=dict, description="env vars from existing Secrets: NAME: {secret, key}"
+    )
 
     def problems(self, key: str, *, production: bool) -> list[Problem]:
         found = [

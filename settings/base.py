@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 
@@ -79,7 +79,14 @@ def _check_quantity(text: str) -> str:
     return text
 
 
-Quantity = Annotated[str, AfterValidator(_check_quantity)]
+def _number_as_text(value: object) -> object:
+    # `cpu: 2` in YAML is a number; Kubernetes reads it as the quantity "2".
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return format(value, "g") if isinstance(value, float) else str(value)
+    return value
+
+
+Quantity = Annotated[str, BeforeValidator(_number_as_text), AfterValidator(_check_quantity)]
 
 # RFC 1123 label, the rule for names Kubernetes derives DNS records from.
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -101,9 +108,9 @@ DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
 
 
 class ImageSettings(ConfigModel):
-    repository: str = Field(min_length=1)
-    tag: str = ""
-    pull_policy: Literal["Always", "IfNotPresent", "Never"] = "IfNotPresent"
+    repository: str = Field(min_length=1, description="image repository (registry/name)")
+    tag: str = Field(default="", description="image tag; prod refuses an empty tag and `latest`")
+    pull_policy: Literal["Always", "IfNotPresent", "Never"] = Field(default="IfNotPresent", description="imagePullPolicy")
 
     @property
     def reference(self) -> str:
@@ -125,13 +132,13 @@ class ImageSettings(ConfigModel):
 
 
 class ResourceAmounts(ConfigModel):
-    cpu: Quantity | None = None
-    memory: Quantity | None = None
+    cpu: Quantity | None = Field(default=None, description="CPU quantity (250m, 1)")
+    memory: Quantity | None = Field(default=None, description="memory quantity (512Mi, 2Gi)")
 
 
 class ResourceSettings(ConfigModel):
-    requests: ResourceAmounts = ResourceAmounts()
-    limits: ResourceAmounts = ResourceAmounts()
+    requests: ResourceAmounts = Field(default=ResourceAmounts(), description="requests; each must be <= its limit")
+    limits: ResourceAmounts = Field(default=ResourceAmounts(), description="limits; a memory limit is required")
 
     def problems(self, key: str) -> list[Problem]:
         found: list[Problem] = []
@@ -164,9 +171,11 @@ class ResourceSettings(ConfigModel):
 
 
 class PersistenceSettings(ConfigModel):
-    enabled: bool = True
-    size: Quantity = "8Gi"
-    storage_class: str = ""  # empty: the top-level storageClass, then the cluster default
+    enabled: bool = Field(default=True, description="keep data on a PersistentVolumeClaim per pod")
+    size: Quantity = Field(default="8Gi", description="volume size per pod")
+    storage_class: str = Field(
+        default="", description="StorageClass; empty: the top-level storageClass, then the cluster default"
+    )
 
     def problems(self, key: str) -> list[Problem]:
         if self.enabled and parse_quantity(self.size) <= 0:

@@ -17,40 +17,43 @@ class KubernetesSettings(ConfigModel):
     """How the program reaches the cluster. All empty: the ambient KUBECONFIG and its
     current context."""
 
-    kubeconfig: str = ""  # a path or the file's contents
-    context: str = ""
-    # Write manifests to this directory instead of applying them (no cluster needed).
-    render_yaml_to_directory: str = ""
+    kubeconfig: str = Field(default="", description="kubeconfig path or contents; empty: $KUBECONFIG or ~/.kube/config")
+    context: str = Field(default="", description="kubeconfig context; empty: the current context")
+    render_yaml_to_directory: str = Field(
+        default="", description="write manifests to this directory instead of applying them (no cluster needed)"
+    )
 
 
 class SecretSettings(ConfigModel):
     """Credentials given with ``pulumi config set --secret``; each one left unset is
     generated once with pulumi_random and kept in the stack state."""
 
-    postgres_password: SecretStr | None = None
-    replication_password: SecretStr | None = None
-    redis_password: SecretStr | None = None
-    kafka_ui_password: SecretStr | None = None
-    jwt_secret: SecretStr | None = None
-    session_secret: SecretStr | None = None
+    postgres_password: SecretStr | None = Field(default=None, description="PostgreSQL superuser password")
+    replication_password: SecretStr | None = Field(default=None, description="PostgreSQL replication password")
+    redis_password: SecretStr | None = Field(default=None, description="Redis requirepass/masterauth")
+    kafka_ui_password: SecretStr | None = Field(default=None, description="Kafka UI login password")
+    jwt_secret: SecretStr | None = Field(default=None, description="backend JWT signing secret")
+    session_secret: SecretStr | None = Field(default=None, description="backend session secret")
 
 
 MIN_SECRET_LENGTH = 16
 
 
 class PlatformSettings(ConfigModel):
-    profile: Literal["dev", "prod"]
-    release_name: DnsLabel = "ai-infra"
-    namespace: DnsLabel
-    storage_class: str = ""
-    image_pull_secrets: list[DnsLabel] = Field(default_factory=list)
-    kubernetes: KubernetesSettings = KubernetesSettings()
-    patroni: PatroniSettings
-    redis_cluster: RedisClusterSettings
-    kafka: KafkaSettings
-    backend: AppSettings
-    frontend: AppSettings
-    nginx: AppSettings
+    profile: Literal["dev", "prod"] = Field(
+        description="dev: one node of everything; prod: the HA topology and its minimums (default: prod for stacks named prod*)"
+    )
+    release_name: DnsLabel = Field(default="ai-infra", description="prefix of every object name (pods ai-infra-patroni-0, ...)")
+    namespace: DnsLabel = Field(description="namespace the program creates (PSA restricted) and deploys into")
+    storage_class: str = Field(default="", description="StorageClass of every volume; empty: the cluster default")
+    image_pull_secrets: list[DnsLabel] = Field(default_factory=list, description="names of existing pull Secrets, for every pod")
+    kubernetes: KubernetesSettings = Field(default=KubernetesSettings(), description="how the program reaches the cluster")
+    patroni: PatroniSettings = Field(description="PostgreSQL HA (Patroni)")
+    redis_cluster: RedisClusterSettings = Field(description="Redis Cluster")
+    kafka: KafkaSettings = Field(description="Kafka in KRaft mode")
+    backend: AppSettings = Field(description="backend API tier")
+    frontend: AppSettings = Field(description="frontend tier")
+    nginx: AppSettings = Field(description="nginx entry point")
     secrets: SecretSettings = Field(default=SecretSettings(), exclude=True)
 
     @property

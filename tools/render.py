@@ -20,6 +20,7 @@ import hashlib
 import json
 import string
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +64,7 @@ class Rendered:
     objects: list[dict[str, Any]]
     outputs: dict[str, Any]  # secret outputs masked
     secret_outputs: frozenset[str]
+    resource_types: dict[str, int]  # every registered resource (components too) by type token
 
 
 # --- config ----------------------------------------------------------------------------
@@ -167,7 +169,9 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
         asyncio.get_event_loop().close()
         pulumi.runtime.settings.reset_options()
     outputs = {name: (MASK if name in secret else _plain(resolved[name])) for name in sorted(resolved)}
-    return Rendered(settings, sorted(mocks.objects, key=_object_order), outputs, frozenset(secret))
+    return Rendered(
+        settings, sorted(mocks.objects, key=_object_order), outputs, frozenset(secret), dict(sorted(mocks.types.items()))
+    )
 
 
 class _RenderMocks:
@@ -175,8 +179,10 @@ class _RenderMocks:
 
     def __init__(self) -> None:
         self.objects: list[dict[str, Any]] = []
+        self.types: Counter[str] = Counter()
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
+        self.types[args.typ] += 1
         inputs = _plain(args.inputs)
         if args.typ.startswith("kubernetes:") and not args.typ.startswith("pulumi:providers:"):
             if not inputs.get("metadata", {}).get("name"):

@@ -1,0 +1,174 @@
+"""AutoscaledApp (backend, frontend, nginx) as the program registers it under mocks."""
+
+from __future__ import annotations
+
+import pytest
+
+from settings import load_settings
+from tests.conftest import Objects, render_stack
+from tools.render import evaluate
+
+APPS = ("backend", "frontend", "nginx")
+
+
+def objects(stack: str, *overrides: str) -> Objects:
+    return Objects(render_stack(stack, *overrides).objects)
+
+
+def container(deployment: dict) -> dict:
+    containers = deployment["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_prod_hpa_is_named_as_in_the_guide_and_targets_its_deployment(app):
+    prod = objects("prod")
+    hpa = prod.get("HorizontalPodAutoscaler", f"ai-infra-{app}-hpa")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    target = hpa["spec"]["scaleTargetRef"]
+    assert target == {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"ai-infra-{app}"}
+    prod.get("Deployment", target["name"])
+    metrics = {m["resource"]["name"]: m["resource"]["target"] for m in hpa["spec"]["metrics"]}
+    assert metrics == {
+        "cpu": {"type": "Utilization", "averageUtilization": 70},
+        "memory": {"type": "Utilization", "averageUtilization": 80},
+    }
+
+
+def test_prod_hpa_ranges_and_behaviour_follow_the_guide():
+    prod = objects("prod")
+    ranges = {app: prod.get("HorizontalPodAutoscaler", f"ai-infra-{app}-hpa")["spec"] for app in APPS}
+    assert {app: (spec["minReplicas"], spec["maxReplicas"]) for app, spec in ranges.items()} == {
+        "backend": (2, 10),
+        "frontend": (2, 5),
+        "nginx": (2, 5),
+    }
+    behavior = ranges["backend"]["behavior"]
+    assert behavior["scaleUp"]["policies"] == [{"type": "Pods", "value": 4, "periodSeconds": 60}]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert behavior["scaleDown"]["policies"] == [{"type": "Percent", "value": 10, "periodSeconds": 60}]
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_replicas_belong_to_the_hpa_when_it_is_on(app):
+    assert "replicas" not in objects("prod").get("Deployment", f"ai-infra-{app}")["spec"]
+    assert objects("dev").get("Deployment", f"ai-infra-{app}")["spec"]["replicas"] == 1
+
+
+def test_dev_has_no_hpa_and_no_pdb_for_single_replicas():
+    dev = objects("dev")
+    assert dev.of_kind("HorizontalPodAutoscaler") == []
+    assert [name for name in dev.names("PodDisruptionBudget") if any(app in name for app in APPS)] == []
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_prod_pdb_allows_one_pod_down_and_selects_the_apps_pods(app):
+    prod = objects("prod")
+    pdb = prod.get("PodDisruptionBudget", f"ai-infra-{app}-pdb")
+    assert pdb["spec"]["maxUnavailable"] == 1
+    labels = prod.get("Deployment", f"ai-infra-{app}")["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_rollouts_never_drop_below_desired_capacity():
+    for app in APPS:
+        strategy = objects("prod").get("Deployment", f"ai-infra-{app}")["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate"
+        assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+        assert strategy["rollingUpdate"]["maxSurge"] not in (0, "0%")
+
+
+def test_backend_probes_health_on_8082_as_in_the_guide():
+    backend = container(objects("prod").get("Deployment", "ai-infra-backend"))
+    ports = {port["name"]: port["containerPort"] for port in backend["ports"]}
+    assert ports == {"http": 8082}
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert backend[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert backend["livenessProbe"]["initialDelaySeconds"] == 30
+    assert backend["readinessProbe"]["periodSeconds"] == 5
+
+
+def test_restricted_security_context_everywhere():
+    for app in APPS:
+        deployment = objects("prod").get("Deployment", f"ai-infra-{app}")
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        context = container(deployment)["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False
+        assert context["capabilities"]["drop"] == ["ALL"]
+        assert set(context["capabilities"].get("add", [])) <= {"NET_BIND_SERVICE"}
+        assert pod["automountServiceAccountToken"] is False
+
+
+def test_low_ports_get_net_bind_service_and_high_ports_do_not():
+    prod = objects("prod")
+    assert container(prod.get("Deployment", "ai-infra-nginx"))["securityContext"]["capabilities"]["add"] == ["NET_BIND_SERVICE"]
+    assert "add" not in container(prod.get("Deployment", "ai-infra-backend"))["securityContext"]["capabilities"]
+
+
+def test_nginx_is_the_load_balancer_in_prod_with_http_and_https():
+    service = objects("prod").get("Service", "ai-infra-nginx")
+    assert service["spec"]["type"] == "LoadBalancer"
+    assert [(p["name"], p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [
+        ("http", 80, "http"),
+        ("https", 443, "https"),
+    ]
+    assert objects("dev").get("Service", "ai-infra-nginx")["spec"]["type"] == "ClusterIP"
+
+
+def test_replicas_spread_over_nodes_and_zones():
+    pod = objects("prod").get("Deployment", "ai-infra-backend")["spec"]["template"]["spec"]
+    selector = {"app.kubernetes.io/name": "backend", "app.kubernetes.io/instance": "ai-infra"}
+    preferred = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert preferred[0]["podAffinityTerm"] == {
+        "labelSelector": {"matchLabels": selector},
+        "topologyKey": "kubernetes.io/hostname",
+    }
+    assert pod["topologySpreadConstraints"][0]["topologyKey"] == "topology.kubernetes.io/zone"
+    assert pod["topologySpreadConstraints"][0]["labelSelector"]["matchLabels"] == selector
+
+
+def test_env_from_config_and_from_secret_refs_never_as_literals():
+    backend = container(
+        objects(
+            "dev",
+            "backend.env.FEATURE_X=enabled",
+            "backend.env.CACHE_TTL=300",
+            "backend.secretEnv.OIDC_CLIENT_SECRET={secret: oidc, key: client-secret}",
+        ).get("Deployment", "ai-infra-backend")
+    )
+    env = {item["name"]: item for item in backend["env"]}
+    assert env["FEATURE_X"] == {"name": "FEATURE_X", "value": "enabled"}
+    assert env["CACHE_TTL"] == {"name": "CACHE_TTL", "value": "300"}
+    assert env["OIDC_CLIENT_SECRET"]["valueFrom"] == {"secretKeyRef": {"name": "oidc", "key": "client-secret"}}
+    assert env["JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "ai-infra-app-secrets", "key": "jwt-secret"}
+    assert "value" not in env["SESSION_SECRET"]
+
+
+def test_disabling_a_tier_removes_all_its_objects():
+    names = [obj["metadata"]["name"] for obj in objects("prod", "frontend.enabled=false").all]
+    assert not [name for name in names if "frontend" in name]
+
+
+def test_changing_max_replicas_changes_only_that_hpa():
+    before = {(o["kind"], o["metadata"]["name"]): o for o in objects("prod").all}
+    after = {(o["kind"], o["metadata"]["name"]): o for o in objects("prod", "backend.autoscaling.maxReplicas=12").all}
+    assert before.keys() == after.keys()
+    changed = [key for key in before if before[key] != after[key]]
+    assert changed == [("HorizontalPodAutoscaler", "ai-infra-backend-hpa")]
+    assert after[changed[0]]["spec"]["maxReplicas"] == 12
+
+
+def test_image_pull_secrets_reach_every_app_pod():
+    rendered = objects("dev", "imagePullSecrets=[regcred]")
+    for app in APPS:
+        pod = rendered.get("Deployment", f"ai-infra-{app}")["spec"]["template"]["spec"]
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+
+
+def test_component_evaluates_for_a_custom_release_name():
+    settings = load_settings({"releaseName": "edge"}, stack="dev")
+    names = Objects(evaluate(settings, "dev").objects).names("Deployment")
+    assert {"edge-backend", "edge-frontend", "edge-nginx"} <= set(names)

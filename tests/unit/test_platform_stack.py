@@ -1,0 +1,79 @@
+"""Composition: namespace, outputs contract, determinism of the offline render."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from platform_stack import OUTPUTS, SECRET_OUTPUTS
+from tests.conftest import ROOT, Objects, render_stack
+from tools.render import MASK
+
+CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding"}
+
+
+@pytest.mark.parametrize(("stack", "namespace"), [("dev", "ai-infra"), ("prod", "ai-infra-prod")])
+def test_namespace_per_stack_enforces_restricted_pod_security(stack, namespace):
+    rendered = Objects(render_stack(stack).objects)
+    ns = rendered.get("Namespace", namespace)
+    for mode in ("enforce", "audit", "warn"):
+        assert ns["metadata"]["labels"][f"pod-security.kubernetes.io/{mode}"] == "restricted"
+    for obj in rendered.all:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"]["namespace"] == namespace, obj["metadata"]["name"]
+
+
+def test_namespace_is_the_first_object():
+    assert render_stack("dev").objects[0]["kind"] == "Namespace"
+
+
+def test_outputs_are_exactly_the_documented_contract(stack):
+    rendered = render_stack(stack)
+    assert set(rendered.outputs) == set(OUTPUTS)
+    assert rendered.secret_outputs == SECRET_OUTPUTS
+    for key in OUTPUTS:
+        assert key[0].islower() and key.isalnum(), f"output {key!r} is not flat camelCase"
+    for key in SECRET_OUTPUTS:
+        assert rendered.outputs[key] == MASK
+
+
+def test_outputs_describe_the_guides_names():
+    outputs = render_stack("prod").outputs
+    assert outputs["namespace"] == "ai-infra-prod"
+    assert outputs["backendHost"] == "ai-infra-backend.ai-infra-prod.svc.cluster.local"
+    assert outputs["backendPort"] == 8082
+    assert outputs["nginxServiceType"] == "LoadBalancer"
+
+
+def test_no_secret_value_appears_outside_secrets(stack):
+    rendered = render_stack(stack)
+    secret_values = {
+        value
+        for obj in rendered.objects
+        if obj["kind"] == "Secret"
+        for value in {**obj.get("stringData", {}), **obj.get("data", {})}.values()
+        if len(str(value)) >= 16
+    }
+    assert secret_values
+    for obj in rendered.objects:
+        if obj["kind"] == "Secret":
+            continue
+        text = repr(obj)
+        for value in secret_values:
+            assert value not in text, f"a secret value leaks into {obj['kind']} {obj['metadata']['name']}"
+    for value in rendered.outputs.values():
+        assert value not in secret_values
+
+
+def test_render_twice_is_byte_identical(tmp_path):
+    for attempt in ("a", "b"):
+        subprocess.run(
+            [sys.executable, str(ROOT / "tools/render.py"), "--stack", "prod", "--out", str(tmp_path / attempt)],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+    for name in ("manifests.yaml", "outputs.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

@@ -1,0 +1,1 @@
+"""Developer tools: offline render, benchmarks, toolchain."""
