@@ -1,0 +1,541 @@
+"""KafkaKRaft: Kafka without ZooKeeper.
+
+prod: a static quorum of dedicated controllers (StatefulSet ``<release>-kafka-controller``,
+node ids 0..C-1) and a broker StatefulSet ``<release>-kafka`` (node ids 100+ordinal) whose
+size is ``kafka.replicaCount``. Nothing the controllers read depends on the broker count,
+so scaling brokers never rolls a controller. dev: one combined broker+controller node
+``<release>-kafka-0``.
+
+Every node runs ``components/files/kafka/entrypoint.sh`` with a server.properties rendered
+here from the per-role templates beside it; the conformance tests run the same files with
+the real Kafka jars. Optional: Kafka UI (kafbat, read-only, behind a login) and
+kafka-exporter on :9308.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+from pydantic import SecretStr
+
+from components import k8s as shapes
+from components.credentials import credential
+from settings.base import PersistenceSettings, ResourceSettings, parse_quantity
+from settings.kafka import KafkaSettings
+
+FILES = Path(__file__).resolve().parent / "files" / "kafka"
+BROKER_PORT = 9092
+CONTROLLER_PORT = 9093
+EXPORTER_PORT = 9308
+UI_PORT = 8080
+BROKER_ID_OFFSET = 100  # broker node ids are 100+ordinal, never a voter id (Bitnami's broker.minId)
+DATA_MOUNT = "/var/lib/kafka/data"  # the apache/kafka image's VOLUME: the volume goes exactly here
+LOG_DIRS = f"{DATA_MOUNT}/kraft-logs"  # a subdirectory, so lost+found is never read as a partition
+CONFIG_MOUNT = "/etc/kafka/rendered"
+KAFKA_UID = 1000  # apache/kafka's appuser
+CLUSTER_DOMAIN = "cluster.local"
+# The image's bin/ first, so the guide's `kubectl exec ... -- kafka-topics.sh` works as written.
+KAFKA_PATH = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class KafkaKRaftArgs:
+    release: str
+    namespace: str
+    settings: KafkaSettings
+    production: bool
+    storage_class: str = ""  # the platform's storageClass, used when kafka's own is empty
+    image_pull_secrets: list[str] = field(default_factory=list)
+    ui_password: SecretStr | None = None  # the kafkaUiPassword secret; generated when unset
+
+
+class KafkaKRaft(pulumi.ComponentResource):
+    """A KRaft Kafka cluster whose controller quorum is fixed and whose brokers scale."""
+
+    cluster_id: pulumi.Output[str]
+    bootstrap_servers: pulumi.Output[str]
+    ui_url: pulumi.Output[str]
+    backend_env: list[shapes.Obj]
+    stack_outputs: dict[str, pulumi.Output]
+
+    def __init__(self, name: str, args: KafkaKRaftArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-infra:index:KafkaKRaft", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        roles = kafka_roles(args.release, settings)
+        voters = voter_string(args.release, args.namespace, settings)
+
+        # The static quorum is fixed when the stack is created. This lock is replaced
+        # whenever the voters change; in prod it is protected, so Pulumi refuses that
+        # replacement (and with it the change) unless kafka.controller.allowQuorumChange
+        # lifts the protection for the one `pulumi up` of a planned migration.
+        self.quorum_lock = random.RandomId(
+            f"{name}-controller-quorum-lock",
+            byte_length=4,
+            keepers={"quorum": settings.quorum_shape, "voters": voters},
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.production and settings.controller.dedicated and not settings.controller.allow_quorum_change,
+            ),
+        )
+        self.cluster_id = _cluster_id(f"{name}-cluster-id", settings.cluster_id, parent=self)
+        secret_name = f"{args.release}-kafka-kraft"
+        self.kraft_secret = k8s.core.v1.Secret(
+            f"{name}-kraft-secret",
+            metadata=shapes.metadata(secret_name, args.namespace, shapes.common_labels(args.release, "kafka", "kraft")),
+            type="Opaque",
+            string_data={"cluster-id": self.cluster_id},
+            opts=child,
+        )
+
+        self.config_maps: dict[str, k8s.core.v1.ConfigMap] = {}
+        self.headless_services: dict[str, k8s.core.v1.Service] = {}
+        self.stateful_sets: dict[str, k8s.apps.v1.StatefulSet] = {}
+        self.pdbs: dict[str, k8s.policy.v1.PodDisruptionBudget] = {}
+        for role in roles:
+            prefix = f"{name}-{role.kind}"
+            data = {"server.properties": render_properties(role.kind, settings, voters), "entrypoint.sh": _file("entrypoint.sh")}
+            self.config_maps[role.kind] = k8s.core.v1.ConfigMap(
+                f"{prefix}-config",
+                metadata=shapes.metadata(f"{role.name}-config", args.namespace, role.labels),
+                data=data,
+                opts=child,
+            )
+            self.headless_services[role.kind] = k8s.core.v1.Service(
+                f"{prefix}-headless",
+                metadata=shapes.metadata(role.headless, args.namespace, role.labels),
+                spec=_headless_spec(role),
+                opts=child,
+            )
+            self.stateful_sets[role.kind] = k8s.apps.v1.StatefulSet(
+                f"{prefix}-statefulset",
+                metadata=shapes.metadata(role.name, args.namespace, role.labels),
+                spec=_stateful_set_spec(args, role, secret_name, shapes.checksum(*(data[key] for key in sorted(data)))),
+                opts=child,
+            )
+            if role.replicas >= 2:
+                self.pdbs[role.kind] = shapes.pod_disruption_budget(
+                    f"{prefix}-pdb",
+                    name=f"{role.name}-pdb",
+                    namespace=args.namespace,
+                    labels=role.labels,
+                    selector=role.selector,
+                    max_unavailable=pdb_max_unavailable(role.kind, role.replicas),
+                    opts=child,
+                )
+
+        clients = next(role for role in roles if role.serves_clients)
+        client_service = f"{args.release}-kafka"
+        self.client_service = k8s.core.v1.Service(
+            f"{name}-client-service",
+            metadata=shapes.metadata(client_service, args.namespace, clients.labels),
+            spec={
+                "type": "ClusterIP",
+                "selector": dict(clients.selector),
+                "ports": [{"name": "broker", "port": BROKER_PORT, "targetPort": "broker", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        bootstrap = f"{client_service}.{args.namespace}.svc.{CLUSTER_DOMAIN}:{BROKER_PORT}"
+        self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
+
+        self.exporter: k8s.apps.v1.Deployment | None = None
+        if settings.exporter.enabled:
+            self.exporter = self._exporter(name, args, bootstrap, child)
+        self.ui: k8s.apps.v1.Deployment | None = None
+        ui_url = ""
+        if settings.ui.enabled:
+            self.ui = self._ui(name, args, bootstrap, child)
+            ui_url = f"http://{args.release}-kafka-ui.{args.namespace}.svc.{CLUSTER_DOMAIN}:{UI_PORT}"
+        self.ui_url = pulumi.Output.from_input(ui_url)
+
+        self.backend_env = [shapes.env_value("KAFKA_BOOTSTRAP_SERVERS", bootstrap)]
+        self.stack_outputs = {"kafkaBootstrapServers": self.bootstrap_servers, "kafkaUiUrl": self.ui_url}
+        self.register_outputs({"bootstrapServers": self.bootstrap_servers, "uiUrl": self.ui_url})
+
+    def _exporter(self, name: str, args: KafkaKRaftArgs, bootstrap: str, child: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
+        """kafka-exporter: topic, partition and consumer-group lag metrics on :9308."""
+        exporter = args.settings.exporter
+        full_name = f"{args.release}-kafka-exporter"
+        selector = shapes.selector_labels(args.release, "kafka-exporter")
+        labels = shapes.common_labels(args.release, "kafka-exporter", "metrics")
+        container: shapes.Obj = {
+            "name": "kafka-exporter",
+            "image": exporter.image.reference,
+            "imagePullPolicy": exporter.image.pull_policy,
+            "args": [f"--kafka.server={bootstrap}", "--kafka.version=3.6.0", f"--web.listen-address=:{EXPORTER_PORT}"],
+            "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+            "resources": exporter.resources.as_kubernetes(),
+            "readinessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=5, period=10, timeout=3, failures=3),
+            "livenessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=30, period=20, timeout=5, failures=3),
+            "securityContext": shapes.container_security_context(),
+        }
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-exporter",
+            metadata=shapes.metadata(full_name, args.namespace, labels),
+            spec={
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": _plain_pod(args, container, run_as_user=65534),
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            f"{name}-exporter-service",
+            metadata=shapes.metadata(
+                full_name,
+                args.namespace,
+                labels,
+                {"prometheus.io/scrape": "true", "prometheus.io/port": str(EXPORTER_PORT), "prometheus.io/path": "/metrics"},
+            ),
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "metrics", "port": EXPORTER_PORT, "targetPort": "metrics", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        return deployment
+
+    def _ui(self, name: str, args: KafkaKRaftArgs, bootstrap: str, child: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
+        """Kafka UI: read-only, login form, credentials from a Secret, no dynamic config."""
+        ui = args.settings.ui
+        full_name = f"{args.release}-kafka-ui"
+        # Its own name label: no Kafka Service, PDB or anti-affinity selector matches it.
+        selector = shapes.selector_labels(args.release, "kafka-ui")
+        labels = shapes.common_labels(args.release, "kafka-ui", "ui")
+        password = credential("kafka-ui-password", args.ui_password, parent=self)
+        auth = k8s.core.v1.Secret(
+            f"{name}-ui-auth",
+            metadata=shapes.metadata(f"{full_name}-auth", args.namespace, labels),
+            type="Opaque",
+            string_data={"username": ui.username, "password": password},
+            opts=child,
+        )
+        env = [
+            shapes.env_value("KAFKA_CLUSTERS_0_NAME", args.release),
+            shapes.env_value("KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS", bootstrap),
+            shapes.env_value("KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL", "PLAINTEXT"),
+            shapes.env_value("KAFKA_CLUSTERS_0_READONLY", "true"),
+            shapes.env_value("DYNAMIC_CONFIG_ENABLED", "false"),
+            shapes.env_value("AUTH_TYPE", "LOGIN_FORM"),
+            shapes.env_from_secret("SPRING_SECURITY_USER_NAME", auth.metadata.name, "username"),
+            shapes.env_from_secret("SPRING_SECURITY_USER_PASSWORD", auth.metadata.name, "password"),
+            shapes.env_value("JAVA_OPTS", f"-Xmx{_heap_mib(ui.resources)}m -Djava.io.tmpdir=/tmp"),
+        ]
+        container: shapes.Obj = {
+            "name": "kafka-ui",
+            "image": ui.image.reference,
+            "imagePullPolicy": ui.image.pull_policy,
+            "env": env,
+            "ports": [{"name": "http", "containerPort": UI_PORT, "protocol": "TCP"}],
+            "resources": ui.resources.as_kubernetes(),
+            "startupProbe": shapes.http_probe("/actuator/health", "http", initial_delay=10, period=5, timeout=3, failures=36),
+            "readinessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=10, timeout=3, failures=3),
+            "livenessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=20, timeout=5, failures=3),
+            "securityContext": shapes.container_security_context(),
+            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        }
+        pod = _plain_pod(args, container, run_as_user=KAFKA_UID)
+        pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-ui",
+            metadata=shapes.metadata(full_name, args.namespace, labels),
+            spec={
+                "replicas": 1,
+                "selector": {"matchLabels": selector},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": pod,
+                },
+            },
+            opts=child,
+        )
+        k8s.core.v1.Service(
+            f"{name}-ui-service",
+            metadata=shapes.metadata(full_name, args.namespace, labels),
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "http", "port": UI_PORT, "targetPort": "http", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        return deployment
+
+
+# --- topology and rendered files (pure: the conformance tests call these too) ----------
+
+
+def kafka_roles(release: str, settings: KafkaSettings) -> list[_Role]:
+    """The StatefulSets of the cluster: [controller, broker] when the quorum is dedicated,
+    else [combined]."""
+    broker_selector = shapes.selector_labels(release, "kafka")
+    name = f"{release}-kafka"
+    if not settings.controller.dedicated:
+        return [
+            _Role(
+                kind="combined",
+                name=name,
+                headless=f"{name}-headless",
+                replicas=settings.replica_count,
+                node_id_offset=0,
+                selector=broker_selector,
+                labels=shapes.common_labels(release, "kafka", "combined"),
+                persistence=settings.persistence,
+                resources=settings.resources,
+            )
+        ]
+    controller = settings.controller
+    return [
+        _Role(
+            kind="controller",
+            name=f"{name}-controller",
+            headless=f"{name}-controller-headless",
+            replicas=controller.replica_count,
+            node_id_offset=0,
+            selector=shapes.selector_labels(release, "kafka-controller"),
+            labels=shapes.common_labels(release, "kafka-controller", "controller"),
+            persistence=controller.persistence,
+            resources=controller.resources,
+        ),
+        _Role(
+            kind="broker",
+            name=name,
+            headless=f"{name}-headless",
+            replicas=settings.replica_count,
+            node_id_offset=BROKER_ID_OFFSET,
+            selector=broker_selector,
+            labels=shapes.common_labels(release, "kafka", "broker"),
+            persistence=settings.persistence,
+            resources=settings.resources,
+        ),
+    ]
+
+
+def voter_string(release: str, namespace: str, settings: KafkaSettings) -> str:
+    """controller.quorum.voters: ``id@<pod>.<headless>.<ns>.svc.<domain>:9093`` for each
+    voter. Derived from the controller count alone, never from the broker count."""
+    voters = next(role for role in kafka_roles(release, settings) if role.votes)
+    domain = f"{voters.headless}.{namespace}.svc.{CLUSTER_DOMAIN}"
+    return ",".join(
+        f"{voters.node_id_offset + ordinal}@{voters.name}-{ordinal}.{domain}:{CONTROLLER_PORT}"
+        for ordinal in range(settings.controller_count)
+    )
+
+
+def render_properties(kind: str, settings: KafkaSettings, voters: str) -> str:
+    """server.properties of a ``kind`` node ("controller", "broker", "combined") from
+    components/files/kafka/<kind>.properties; per-pod values stay as @NODE_ID@ and
+    @ADVERTISED_HOST@ for entrypoint.sh."""
+    config = settings.config
+    # Every field of kafka.config has its line in cluster-policy.properties.
+    values = {name: _property_value(getattr(config, name)) for name in type(config).model_fields}
+    policy = string.Template(_file("cluster-policy.properties")).substitute(values)
+    return string.Template(_file(f"{kind}.properties")).substitute(
+        voters=voters,
+        broker_port=BROKER_PORT,
+        controller_port=CONTROLLER_PORT,
+        node_id_offset=BROKER_ID_OFFSET,
+        log_dirs=LOG_DIRS,
+        cluster_policy=policy.rstrip("\n"),
+    )
+
+
+def pdb_max_unavailable(kind: str, replicas: int) -> int:
+    """Voters: keep a majority ((C-1)//2 may go: 1 of 3, 2 of 5). Brokers: one at a
+    time, which the settings rules keep within RF - min.insync.replicas."""
+    return (replicas - 1) // 2 if kind == "controller" else 1
+
+
+def kafka_uuid(b64_url: str) -> str:
+    """Kafka's Uuid text form from pulumi_random's unpadded base64url: the same alphabet,
+    but Kafka never emits a leading '-' (it would read as a command-line option)."""
+    return "_" + b64_url[1:] if b64_url.startswith("-") else b64_url
+
+
+# --- private builders ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Role:
+    """One StatefulSet of Kafka nodes."""
+
+    kind: str  # "controller", "broker" or "combined"
+    name: str  # StatefulSet name, also the pod name prefix
+    headless: str
+    replicas: int
+    node_id_offset: int
+    selector: dict[str, str]
+    labels: dict[str, str]
+    persistence: PersistenceSettings
+    resources: ResourceSettings
+
+    @property
+    def serves_clients(self) -> bool:
+        return self.kind != "controller"
+
+    @property
+    def votes(self) -> bool:
+        return self.kind != "broker"
+
+    @property
+    def port(self) -> int:
+        return CONTROLLER_PORT if self.kind == "controller" else BROKER_PORT
+
+
+def _file(name: str) -> str:
+    return (FILES / name).read_text()
+
+
+def _property_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _cluster_id(resource_name: str, configured: str | None, *, parent: pulumi.Resource) -> pulumi.Output[str]:
+    """Generated once (16 random bytes in Kafka's base64url form) and kept in the stack
+    state, so it never changes while the volumes formatted with it live on."""
+    if configured is not None:
+        return pulumi.Output.secret(configured)
+    generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent))
+    return pulumi.Output.secret(generated.b64_url.apply(kafka_uuid))
+
+
+def _heap_mib(resources: ResourceSettings) -> int:
+    """Half the memory limit: the rest is page cache, metaspace and direct buffers."""
+    limit = resources.limits.memory or resources.requests.memory or "1Gi"
+    return int(parse_quantity(limit) / Decimal(2 * 2**20))
+
+
+def _headless_spec(role: _Role) -> shapes.Obj:
+    ports = []
+    if role.serves_clients:
+        ports.append({"name": "broker", "port": BROKER_PORT, "targetPort": "broker", "protocol": "TCP"})
+    if role.votes:
+        ports.append({"name": "controller", "port": CONTROLLER_PORT, "targetPort": "controller", "protocol": "TCP"})
+    return {
+        "clusterIP": "None",
+        # Pods must find each other before they are Ready: a quorum forms only then.
+        "publishNotReadyAddresses": True,
+        "selector": dict(role.selector),
+        "ports": ports,
+    }
+
+
+def _stateful_set_spec(args: KafkaKRaftArgs, role: _Role, secret_name: str, config_checksum: str) -> shapes.Obj:
+    spec: shapes.Obj = {
+        "serviceName": role.headless,
+        "replicas": role.replicas,
+        # Voters must start together; OrderedReady would wait for a pod-0 that cannot be
+        # Ready before the quorum exists.
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": {"type": "RollingUpdate"},
+        # A restarted broker catches up before the next one is rolled.
+        "minReadySeconds": 30,
+        "revisionHistoryLimit": 5,
+        "selector": {"matchLabels": dict(role.selector)},
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+        "template": {
+            "metadata": {"labels": dict(role.labels), "annotations": {"ai-infra-matrix/config-checksum": config_checksum}},
+            "spec": _kafka_pod(args, role, secret_name),
+        },
+    }
+    if role.persistence.enabled:
+        claim_spec: shapes.Obj = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": role.persistence.size}},
+        }
+        storage_class = role.persistence.storage_class or args.storage_class
+        if storage_class:
+            claim_spec["storageClassName"] = storage_class
+        spec["volumeClaimTemplates"] = [{"metadata": {"name": "data", "labels": dict(role.selector)}, "spec": claim_spec}]
+    return spec
+
+
+def _kafka_pod(args: KafkaKRaftArgs, role: _Role, secret_name: str) -> shapes.Obj:
+    env = [
+        shapes.env_from_secret("CLUSTER_ID", secret_name, "cluster-id"),
+        shapes.env_from_field("POD_NAME", "metadata.name"),
+        shapes.env_value("KAFKA_NODE_ID_OFFSET", str(role.node_id_offset)),
+        shapes.env_value("KAFKA_CONFIG_TEMPLATE", f"{CONFIG_MOUNT}/server.properties"),
+        shapes.env_value("KAFKA_CONFIG", "/tmp/kafka/server.properties"),
+        shapes.env_value("KAFKA_SERVER_HEAP_OPTS", f"-Xms{_heap_mib(role.resources)}m -Xmx{_heap_mib(role.resources)}m"),
+        shapes.env_value("LOG_DIR", "/opt/kafka/logs"),
+        shapes.env_value("PATH", KAFKA_PATH),
+    ]
+    if role.serves_clients:
+        env.append(
+            shapes.env_value("KAFKA_ADVERTISED_HOST", f"$(POD_NAME).{role.headless}.{args.namespace}.svc.{CLUSTER_DOMAIN}")
+        )
+    ports = []
+    if role.serves_clients:
+        ports.append({"name": "broker", "containerPort": BROKER_PORT, "protocol": "TCP"})
+    if role.votes:
+        ports.append({"name": "controller", "containerPort": CONTROLLER_PORT, "protocol": "TCP"})
+    probe_port = "broker" if role.serves_clients else "controller"
+    container: shapes.Obj = {
+        "name": "kafka",
+        "image": args.settings.image.reference,
+        "imagePullPolicy": args.settings.image.pull_policy,
+        "command": ["/bin/bash", f"{CONFIG_MOUNT}/entrypoint.sh"],
+        "env": env,
+        "ports": ports,
+        "resources": role.resources.as_kubernetes(),
+        # Log recovery after a crash can take minutes: up to 10 before the pod is restarted.
+        "startupProbe": _tcp_probe(probe_port, period=10, failures=60),
+        "readinessProbe": _tcp_probe(probe_port, period=10, failures=3),
+        "livenessProbe": _tcp_probe(probe_port, period=20, failures=6),
+        "securityContext": shapes.container_security_context(),
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_MOUNT},
+            {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "logs", "mountPath": "/opt/kafka/logs"},
+        ],
+    }
+    volumes: list[shapes.Obj] = [
+        {"name": "config", "configMap": {"name": f"{role.name}-config", "defaultMode": 0o444}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "logs", "emptyDir": {}},
+    ]
+    if not role.persistence.enabled:
+        volumes.append({"name": "data", "emptyDir": {}})
+    pod: shapes.Obj = {
+        "automountServiceAccountToken": False,
+        # A Service named <release>-kafka would otherwise inject KAFKA_PORT & co.
+        "enableServiceLinks": False,
+        "securityContext": shapes.pod_security_context(run_as_user=KAFKA_UID, fs_group=KAFKA_UID),
+        # Controlled shutdown moves leadership away before the process exits.
+        "terminationGracePeriodSeconds": 180 if role.serves_clients else 120,
+        "containers": [container],
+        "volumes": volumes,
+        **shapes.spread(role.selector, require_separate_nodes=True),
+    }
+    if args.image_pull_secrets:
+        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    return pod
+
+
+def _tcp_probe(port: str, *, period: int, failures: int) -> shapes.Obj:
+    return {"tcpSocket": {"port": port}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
+
+
+def _plain_pod(args: KafkaKRaftArgs, container: shapes.Obj, *, run_as_user: int) -> shapes.Obj:
+    pod: shapes.Obj = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": shapes.pod_security_context(run_as_user=run_as_user),
+        "containers": [container],
+    }
+    if args.image_pull_secrets:
+        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    return pod
