@@ -1,0 +1,431 @@
+"""PostgresHA: PostgreSQL kept highly available by Patroni, with Kubernetes as the DCS.
+
+Patroni runs in ConfigMaps mode (Endpoints are deprecated): it owns the ConfigMaps
+``<scope>-leader``, ``-config``, ``-sync`` and ``-failover`` and labels each pod with its
+role. This component registers only what Patroni does not own: its RBAC, the credentials
+Secret, ``patroni.yml`` (components/files/patroni/) in a ConfigMap, a headless Service,
+a primary and a replica Service that select on the role label, the StatefulSet and, with
+two or more members, a PodDisruptionBudget.
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import SecretStr
+
+from components import k8s as shapes
+from components.credentials import credential
+from settings.postgres import PatroniSettings
+
+FILES = Path(__file__).parent / "files" / "patroni"
+
+APP = "patroni"
+POSTGRESQL_PORT = 5432
+RESTAPI_PORT = 8008
+CONFIG_DIR = "/etc/patroni"
+CONFIG_FILE = f"{CONFIG_DIR}/patroni.yml"
+DATA_MOUNT = "/var/lib/postgresql/data"
+DATA_DIR = f"{DATA_MOUNT}/pgroot/data"  # a subdirectory of the volume
+SOCKET_DIR = "/var/run/postgresql"  # Debian libpq's default socket directory
+BIN_DIR = "/usr/lib/postgresql/15/bin"  # images/patroni/Dockerfile installs PostgreSQL 15
+
+# Patroni's Kubernetes labels (Patroni >= 4 writes "primary" for the leader; set it
+# explicitly so the Services and Patroni agree whatever the version's default).
+SCOPE_LABEL = "cluster-name"
+ROLE_LABEL = "role"
+LEADER_LABEL_VALUE = "primary"
+FOLLOWER_LABEL_VALUE = "replica"
+
+# The objects Patroni owns in ConfigMaps mode; Pulumi must never manage one of these.
+PATRONI_OWNED_SUFFIXES = ("leader", "config", "sync", "failover")
+
+# Exactly what Patroni needs in ConfigMaps mode: read and label its pods, and keep its
+# leader/config/sync/failover ConfigMaps. No Endpoints, no Services, no delete.
+ROLE_RULES: list[shapes.Obj] = [
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch", "update"]},
+]
+
+SECRET_KEYS = ("superuser-password", "replication-password", "rewind-password", "app-password")
+
+
+class _FileTemplate(string.Template):
+    """``@{name}`` placeholders: the files are shell and YAML, full of ``$``."""
+
+    delimiter = "@"
+
+
+@dataclass(frozen=True)
+class PostgresHAArgs:
+    release: str
+    namespace: str
+    settings: PatroniSettings
+    production: bool
+    # Credentials given with `pulumi config set --secret`; None: generated once.
+    superuser_password: SecretStr | None = None
+    replication_password: SecretStr | None = None
+    storage_class: str = ""  # the platform-wide default when patroni.persistence.storageClass is empty
+    image_pull_secrets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PatroniNames:
+    """Every name the component derives from the release."""
+
+    release: str
+
+    @property
+    def scope(self) -> str:
+        return f"{self.release}-{APP}"  # pods ai-infra-patroni-0..., `Cluster: ai-infra-patroni`
+
+    @property
+    def statefulset(self) -> str:
+        return self.scope
+
+    @property
+    def service_account(self) -> str:
+        return self.scope
+
+    @property
+    def primary_service(self) -> str:
+        return self.scope
+
+    @property
+    def replica_service(self) -> str:
+        return f"{self.scope}-replica"
+
+    @property
+    def headless_service(self) -> str:
+        return f"{self.scope}-headless"
+
+    @property
+    def secret(self) -> str:
+        return f"{self.scope}-credentials"
+
+    @property
+    def files(self) -> str:
+        return f"{self.scope}-files"
+
+    @property
+    def pdb(self) -> str:
+        return f"{self.scope}-pdb"
+
+
+class PostgresHA(pulumi.ComponentResource):
+    """A Patroni cluster of ``patroni.replicaCount`` PostgreSQL members."""
+
+    statefulset: k8s.apps.v1.StatefulSet
+    secret: k8s.core.v1.Secret
+    files: dict[str, str]
+    """The files in the ConfigMap (patroni.yml, post-bootstrap.sh), as rendered."""
+    backend_env: list[shapes.Obj]
+    """DB_* env for the backend: host, port, database, user, password from the Secret."""
+    stack_outputs: dict[str, pulumi.Output]
+
+    def __init__(self, name: str, args: PostgresHAArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-infra:index:PostgresHA", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        names = PatroniNames(args.release)
+        selector = shapes.selector_labels(args.release, APP)
+        labels = shapes.common_labels(args.release, APP, "database")
+        pod_labels = {**labels, SCOPE_LABEL: names.scope}
+
+        self.service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-service-account",
+            metadata=shapes.metadata(names.service_account, args.namespace, labels),
+            opts=child,
+        )
+        self.role = k8s.rbac.v1.Role(
+            f"{name}-role",
+            metadata=shapes.metadata(names.service_account, args.namespace, labels),
+            rules=ROLE_RULES,
+            opts=child,
+        )
+        self.role_binding = k8s.rbac.v1.RoleBinding(
+            f"{name}-role-binding",
+            metadata=shapes.metadata(names.service_account, args.namespace, labels),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.service_account},
+            subjects=[{"kind": "ServiceAccount", "name": names.service_account, "namespace": args.namespace}],
+            opts=child,
+        )
+
+        passwords = {
+            "superuser-password": credential(f"{name}-superuser-password", args.superuser_password, parent=self),
+            "replication-password": credential(f"{name}-replication-password", args.replication_password, parent=self),
+            "rewind-password": credential(f"{name}-rewind-password", None, parent=self),
+            "app-password": credential(f"{name}-app-password", None, parent=self),
+        }
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=shapes.metadata(names.secret, args.namespace, labels),
+            type="Opaque",
+            string_data=passwords,
+            opts=child,
+        )
+
+        self.files = render_files(settings, names, labels=selector)
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-files",
+            metadata=shapes.metadata(names.files, args.namespace, labels),
+            data=self.files,
+            opts=child,
+        )
+
+        self.headless_service = k8s.core.v1.Service(
+            f"{name}-headless-service",
+            metadata=shapes.metadata(names.headless_service, args.namespace, labels),
+            spec={
+                "clusterIP": "None",
+                # Members find each other before they are ready (a replica cloning its data).
+                "publishNotReadyAddresses": True,
+                "selector": {**selector, SCOPE_LABEL: names.scope},
+                "ports": _ports(include_restapi=True),
+            },
+            opts=child,
+        )
+        self.primary_service = k8s.core.v1.Service(
+            f"{name}-primary-service",
+            metadata=shapes.metadata(names.primary_service, args.namespace, labels),
+            spec={
+                "type": "ClusterIP",
+                "selector": {**selector, SCOPE_LABEL: names.scope, ROLE_LABEL: LEADER_LABEL_VALUE},
+                "ports": _ports(include_restapi=False),
+            },
+            opts=child,
+        )
+        self.replica_service = k8s.core.v1.Service(
+            f"{name}-replica-service",
+            metadata=shapes.metadata(names.replica_service, args.namespace, labels),
+            spec={
+                "type": "ClusterIP",
+                "selector": {**selector, SCOPE_LABEL: names.scope, ROLE_LABEL: FOLLOWER_LABEL_VALUE},
+                "ports": _ports(include_restapi=False),
+            },
+            opts=child,
+        )
+
+        self.statefulset = k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=shapes.metadata(names.statefulset, args.namespace, labels),
+            spec=_statefulset_spec(args, names, selector, pod_labels, self.files),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_binding, self.config_map, self.secret]),
+        )
+
+        self.pdb = None
+        if settings.replica_count >= 2:
+            self.pdb = shapes.pod_disruption_budget(
+                f"{name}-pdb",
+                name=names.pdb,
+                namespace=args.namespace,
+                labels=labels,
+                selector=selector,
+                max_unavailable=1,
+                opts=child,
+            )
+
+        primary_host = f"{names.primary_service}.{args.namespace}.svc.cluster.local"
+        replica_host = f"{names.replica_service}.{args.namespace}.svc.cluster.local"
+        if settings.replica_count == 1:
+            replica_host = primary_host  # one member: reads go to the primary, the only server
+        database = settings.postgresql.database
+        app_user = settings.postgresql.app_username
+        self.backend_env = [
+            shapes.env_value("DB_HOST", primary_host),
+            shapes.env_value("DB_PORT", str(POSTGRESQL_PORT)),
+            shapes.env_value("DB_NAME", database),
+            shapes.env_value("DB_USER", app_user),
+            shapes.env_from_secret("DB_PASSWORD", self.secret.metadata.name, "app-password"),
+            shapes.env_value("DB_SSLMODE", "disable"),
+        ]
+        self.stack_outputs = {
+            "postgresPrimaryHost": pulumi.Output.from_input(primary_host),
+            "postgresReplicaHost": pulumi.Output.from_input(replica_host),
+            "postgresPort": pulumi.Output.from_input(POSTGRESQL_PORT),
+            "postgresDatabase": pulumi.Output.from_input(database),
+            "postgresUser": pulumi.Output.from_input(app_user),
+            "postgresPassword": pulumi.Output.secret(passwords["app-password"]),
+        }
+        self.register_outputs(self.stack_outputs)
+
+
+def render_files(settings: PatroniSettings, names: PatroniNames, *, labels: dict[str, str]) -> dict[str, str]:
+    """patroni.yml and post-bootstrap.sh for ``settings``: the ConfigMap's data."""
+    postgresql = settings.postgresql
+    synchronous_mode = {"off": "false", "on": "true", "quorum": "quorum"}[settings.synchronous_mode]
+    values = {
+        "scope": names.scope,
+        "labels": json.dumps(labels, sort_keys=True),
+        "scope_label": SCOPE_LABEL,
+        "role_label": ROLE_LABEL,
+        "leader_label_value": LEADER_LABEL_VALUE,
+        "follower_label_value": FOLLOWER_LABEL_VALUE,
+        "restapi_port": str(RESTAPI_PORT),
+        "postgresql_port": str(POSTGRESQL_PORT),
+        "ttl": str(settings.ttl),
+        "loop_wait": str(settings.loop_wait),
+        "retry_timeout": str(settings.retry_timeout),
+        "maximum_lag_on_failover": str(settings.maximum_lag_on_failover),
+        "primary_start_timeout": str(settings.primary_start_timeout),
+        "failsafe_mode": _yaml_bool(settings.failsafe_mode),
+        "synchronous_mode": synchronous_mode,
+        "synchronous_mode_strict": _yaml_bool(settings.synchronous_mode_strict),
+        "synchronous_node_count": str(settings.synchronous_node_count),
+        # JSON is YAML: flow mappings and lists with every string quoted.
+        "parameters": json.dumps(dict(sorted(postgresql.parameters.items()))),
+        "pg_hba": json.dumps(list(postgresql.pg_hba)),
+        "config_dir": CONFIG_DIR,
+        "data_dir": DATA_DIR,
+        "bin_dir": BIN_DIR,
+        "socket_dir": SOCKET_DIR,
+        "superuser": postgresql.username,
+        "replication_user": postgresql.replication_username,
+        "rewind_user": postgresql.rewind_username,
+        "app_user": postgresql.app_username,
+        "database": postgresql.database,
+    }
+    return {
+        "patroni.yml": _FileTemplate((FILES / "patroni.yml").read_text()).substitute(values),
+        "post-bootstrap.sh": _FileTemplate((FILES / "post-bootstrap.sh").read_text()).substitute(values),
+    }
+
+
+# --- private builders ----------------------------------------------------------------
+
+
+def _yaml_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _ports(*, include_restapi: bool) -> list[shapes.Obj]:
+    ports = [{"name": "postgresql", "port": POSTGRESQL_PORT, "targetPort": "postgresql", "protocol": "TCP"}]
+    if include_restapi:
+        ports.append({"name": "patroni", "port": RESTAPI_PORT, "targetPort": "patroni", "protocol": "TCP"})
+    return ports
+
+
+def _statefulset_spec(
+    args: PostgresHAArgs,
+    names: PatroniNames,
+    selector: dict[str, str],
+    pod_labels: dict[str, str],
+    files: dict[str, str],
+) -> shapes.Obj:
+    settings = args.settings
+    spec: shapes.Obj = {
+        "replicas": settings.replica_count,
+        "serviceName": names.headless_service,
+        # Members start together: with OrderedReady a replica that cannot become ready
+        # without a leader would hold back the member that holds the most recent data.
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": {"type": "RollingUpdate"},
+        "selector": {"matchLabels": selector},  # never the role label: Patroni changes it
+        "template": {
+            "metadata": {
+                "labels": pod_labels,
+                "annotations": {
+                    "ai-infra-matrix/config-checksum": shapes.checksum(*(files[key] for key in sorted(files))),
+                },
+            },
+            "spec": _pod_spec(args, names, selector),
+        },
+    }
+    if settings.persistence.enabled:
+        storage_class = settings.persistence.storage_class or args.storage_class
+        claim: shapes.Obj = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": settings.persistence.size}},
+        }
+        if storage_class:
+            claim["storageClassName"] = storage_class
+        spec["volumeClaimTemplates"] = [{"metadata": {"name": "pgdata", "labels": dict(selector)}, "spec": claim}]
+        # Keep the volumes when members are removed: scaling back up reuses their data.
+        spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    return spec
+
+
+def _pod_spec(args: PostgresHAArgs, names: PatroniNames, selector: dict[str, str]) -> shapes.Obj:
+    settings = args.settings
+    uid = settings.run_as_user
+    volumes: list[shapes.Obj] = [
+        {"name": "patroni-files", "configMap": {"name": names.files, "defaultMode": 0o555}},
+        {"name": "tmp", "emptyDir": {}},
+        {"name": "socket", "emptyDir": {}},
+        # PostgreSQL's dynamic shared memory; a container's default /dev/shm is 64 MiB.
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
+    ]
+    if not settings.persistence.enabled:
+        volumes.append({"name": "pgdata", "emptyDir": {}})
+    container: shapes.Obj = {
+        "name": APP,
+        "image": settings.image.reference,
+        "imagePullPolicy": settings.image.pull_policy,
+        "command": ["patroni", CONFIG_FILE],
+        "ports": [
+            {"name": "postgresql", "containerPort": POSTGRESQL_PORT, "protocol": "TCP"},
+            # Patroni's REST API: probes, /cluster, and the Prometheus metrics on /metrics.
+            {"name": "patroni", "containerPort": RESTAPI_PORT, "protocol": "TCP"},
+        ],
+        "env": _env(args, names),
+        "resources": settings.resources.as_kubernetes(),
+        "readinessProbe": shapes.http_probe("/readiness", "patroni", initial_delay=5, period=10, timeout=5, failures=3),
+        # /liveness fails once the HA loop has stalled longer than ttl; restart after about ttl more.
+        "livenessProbe": shapes.http_probe(
+            "/liveness", "patroni", initial_delay=30, period=10, timeout=5, failures=_liveness_failures(settings.ttl)
+        ),
+        "securityContext": shapes.container_security_context(read_only_root=True),
+        "volumeMounts": [
+            {"name": "pgdata", "mountPath": DATA_MOUNT},
+            {"name": "patroni-files", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "socket", "mountPath": SOCKET_DIR},
+            {"name": "dshm", "mountPath": "/dev/shm"},
+        ],
+        # No preStop hook: Patroni handles SIGTERM itself, stopping PostgreSQL and handing
+        # the leader lock over; a `pg_ctl stop` behind its back would trigger a restart.
+    }
+    pod: shapes.Obj = {
+        "serviceAccountName": names.service_account,
+        "automountServiceAccountToken": True,  # Patroni talks to the Kubernetes API
+        # Service links would put *_PORT env into the container; Patroni reads PATRONI_* env.
+        "enableServiceLinks": False,
+        "securityContext": shapes.pod_security_context(run_as_user=uid, fs_group=uid),
+        "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
+        "containers": [container],
+        "volumes": volumes,
+        **shapes.spread(selector, require_separate_nodes=args.production),
+    }
+    if args.image_pull_secrets:
+        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    return pod
+
+
+def _liveness_failures(ttl: int, period: int = 10) -> int:
+    return max(1, -(-ttl // period))
+
+
+def _env(args: PostgresHAArgs, names: PatroniNames) -> list[shapes.Obj]:
+    """Per-pod values and passwords only; everything else is in patroni.yml. Order
+    matters: a ``$(VAR)`` reference needs VAR defined earlier in the list."""
+    secret = names.secret
+    return [
+        shapes.env_from_field("PATRONI_KUBERNETES_POD_IP", "status.podIP"),
+        shapes.env_from_field("PATRONI_NAME", "metadata.name"),
+        shapes.env_from_field("PATRONI_KUBERNETES_NAMESPACE", "metadata.namespace"),
+        shapes.env_value("PATRONI_POSTGRESQL_CONNECT_ADDRESS", f"$(PATRONI_KUBERNETES_POD_IP):{POSTGRESQL_PORT}"),
+        shapes.env_value("PATRONI_RESTAPI_CONNECT_ADDRESS", f"$(PATRONI_KUBERNETES_POD_IP):{RESTAPI_PORT}"),
+        shapes.env_from_secret("PATRONI_SUPERUSER_PASSWORD", secret, "superuser-password"),
+        shapes.env_from_secret("PATRONI_REPLICATION_PASSWORD", secret, "replication-password"),
+        shapes.env_from_secret("PATRONI_REWIND_PASSWORD", secret, "rewind-password"),
+        # Read by post-bootstrap.sh, on the first member only; not a PATRONI_* name, so
+        # Patroni does not take it for one of its settings.
+        shapes.env_from_secret("AI_INFRA_APP_PASSWORD", secret, "app-password"),
+        # `kubectl exec ai-infra-patroni-0 -- patronictl list` as the guide writes it.
+        shapes.env_value("PATRONICTL_CONFIG_FILE", CONFIG_FILE),
+    ]
