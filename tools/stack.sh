@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Run the real Pulumi engine for a stack: `make up|preview|destroy STACK=...` land here.
+#
+#   tools/stack.sh up|preview|destroy STACK [extra pulumi args...]
+#   tools/stack.sh pulumi STACK <any pulumi command...>     (same environment, your command)
+#
+# What it sets up, so a fresh machine needs nothing by hand:
+# - the Pulumi CLI and plugins from tools/toolchain.sh (built from Go modules and cached
+#   outside the repo, or the `pulumi` already on PATH at the pinned version);
+# - no plugin downloads and no update checks at run time;
+# - the backend: $PULUMI_BACKEND_URL when you set it (Pulumi Cloud, S3, ...), else a local
+#   file backend inside the project, .pulumi-state/backend (git-ignored);
+# - the passphrase for the local backend: $PULUMI_CONFIG_PASSPHRASE or
+#   $PULUMI_CONFIG_PASSPHRASE_FILE when you set one, else .pulumi-state/passphrase, made
+#   once with 32 random characters (git-ignored; it decrypts the stack's secrets: keep it);
+# - the stack: selected, or created on first use;
+# - the target: the cluster the stack's kubeconfig/context names when it answers; with no
+#   reachable cluster a dev stack renders its manifests to rendered/pulumi-<stack>/
+#   through the provider's renderYamlToDirectory, and a prod stack stops (preview works).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO"
+
+usage() {
+	echo "usage: tools/stack.sh up|preview|destroy STACK [pulumi args...] | tools/stack.sh pulumi STACK <pulumi command...>" >&2
+	exit 64
+}
+[[ $# -ge 2 ]] || usage
+action=$1 stack=$2
+shift 2
+case $action in up | preview | destroy | pulumi) ;; *) usage ;; esac
+[[ -f Pulumi.$stack.yaml ]] || {
+	echo "stack: no Pulumi.$stack.yaml in $REPO (stacks: $(ls Pulumi.*.yaml | sed -E 's/Pulumi\.(.*)\.yaml/\1/' | grep -v '^Pulumi.yaml$' | tr '\n' ' '))" >&2
+	exit 64
+}
+
+PY=$REPO/.venv/bin/python
+[[ -x $PY ]] || {
+	echo "stack: $PY is missing; run 'make install' first" >&2
+	exit 1
+}
+
+# --- toolchain ---------------------------------------------------------------------
+if ! bin=$(bash tools/toolchain.sh --print-bin); then
+	cat >&2 <<'EOF'
+stack: the Pulumi CLI is not available and could not be built (see the toolchain output above).
+       Either install Pulumi the usual way (https://www.pulumi.com/docs/install/) at the version
+       pinned in requirements.txt, or make the Go module proxy reachable and run `make toolchain`.
+EOF
+	exit 1
+fi
+export PATH="$bin:$REPO/.venv/bin:$PATH"
+export PULUMI_SKIP_UPDATE_CHECK=true
+export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
+
+# --- backend and passphrase ------------------------------------------------------------
+state=$REPO/.pulumi-state
+if [[ -z ${PULUMI_BACKEND_URL:-} ]]; then
+	mkdir -p "$state/backend"
+	export PULUMI_BACKEND_URL="file://$state/backend"
+fi
+if [[ $PULUMI_BACKEND_URL == file://* && -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
+	if [[ ! -s $state/passphrase ]]; then
+		mkdir -p "$state"
+		(umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))' >"$state/passphrase")
+		echo "stack: created $state/passphrase for the local backend's secrets (git-ignored; keep it)" >&2
+	fi
+	export PULUMI_CONFIG_PASSPHRASE_FILE=$state/passphrase
+fi
+
+if ! pulumi stack select "$stack" >/dev/null 2>&1; then
+	echo "stack: creating stack $stack on $PULUMI_BACKEND_URL" >&2
+	pulumi stack init "$stack" >/dev/null
+fi
+
+if [[ $action == pulumi ]]; then
+	exec pulumi "$@"
+fi
+
+# --- target: cluster or render directory -------------------------------------------------
+profile=$("$PY" - "$stack" <<'EOF'
+import sys
+sys.path.insert(0, ".")
+from settings import default_profile
+from tools.render import stack_config
+raw, _ = stack_config(sys.argv[1])
+print(raw.get("profile") or default_profile(sys.argv[1]))
+EOF
+)
+render_dir=
+if ! why=$("$PY" tools/cluster_probe.py --stack "$stack" 2>&1); then
+	if [[ $profile == dev ]]; then
+		render_dir=$REPO/rendered/pulumi-$stack
+		echo "stack: no reachable cluster ($why); the dev stack renders its manifests to $render_dir" >&2
+		export AI_INFRA_RENDER_DIR=$render_dir
+	elif [[ $action == up ]]; then
+		cat >&2 <<EOF
+stack: no reachable cluster for stack $stack ($why).
+       A $profile stack never falls back to rendering files: point ai-infra-matrix:kubernetes.kubeconfig
+       and kubernetes.context at the cluster (or set KUBECONFIG), then run make up STACK=$stack again.
+       Without a cluster, 'make preview STACK=$stack' and 'make render STACK=$stack' still work.
+EOF
+		exit 2
+	else
+		echo "stack: no reachable cluster ($why); previewing against the unreachable cluster" >&2
+	fi
+else
+	echo "stack: deploying to the cluster: $why" >&2
+fi
+
+case $action in
+up) pulumi up --yes "$@" ;;
+preview) pulumi preview "$@" ;;
+destroy) pulumi destroy --yes "$@" ;;
+esac
+
+if [[ -n $render_dir && $action == up ]]; then
+	count=$(find "$render_dir" -name '*.yaml' | wc -l)
+	echo "stack: $count manifests rendered by the Kubernetes provider in $render_dir" >&2
+	echo "       (they contain Secrets in plaintext: treat the directory like a credential)" >&2
+fi
