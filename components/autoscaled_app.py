@@ -130,7 +130,6 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
         "image": settings.image.reference,
         "imagePullPolicy": settings.image.pull_policy,
         "ports": ports,
-        "env": _env(args),
         "resources": settings.resources.as_kubernetes(),
         "livenessProbe": _probe(settings.liveness_probe),
         "readinessProbe": _probe(settings.readiness_probe),
@@ -138,6 +137,9 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
         # The root filesystem is read-only; these are the paths the image writes to.
         "volumeMounts": [{"name": _volume_name(path), "mountPath": path} for path in writable],
     }
+    env = _env(args)
+    if env:  # an empty list would be dropped by the provider and show as a diff
+        container["env"] = env
     pod: shapes.Obj = {
         # The apps do not call the Kubernetes API; no token is mounted for them to leak.
         "automountServiceAccountToken": False,

@@ -9,6 +9,7 @@ fails before anything is deployed.
 from __future__ import annotations
 
 import json
+import os
 import types
 import typing
 from collections.abc import Collection, Mapping
@@ -21,6 +22,10 @@ from settings.defaults import PROFILES, deep_merge, profile_defaults
 from settings.platform import PlatformSettings, SecretSettings
 
 PROJECT = "ai-infra-matrix"
+
+# `make up` sets this for a dev stack with no reachable cluster: the engine then writes
+# the manifests to this directory instead of applying them (kubernetes.renderYamlToDirectory).
+RENDER_DIR_ENV = "AI_INFRA_RENDER_DIR"
 
 # Top-level config keys that hold credentials; they must be stored with --secret.
 SECRET_KEYS: tuple[str, ...] = tuple(field.alias or name for name, field in SecretSettings.model_fields.items())
@@ -117,6 +122,9 @@ def from_pulumi_config() -> PlatformSettings:
     raw = {key[len(prefix) :]: decode_config_value(runtime_config.get_config(key)) for key in ours}
     secret_env = set(runtime_config.get_config_secret_keys_env())
     secret_keys = {key[len(prefix) :] for key in ours if key in secret_env or runtime_config.is_config_secret(key)}
+    render_dir = os.environ.get(RENDER_DIR_ENV)
+    if render_dir:
+        raw["kubernetes"] = {"renderYamlToDirectory": render_dir}
     return load_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
 
 
@@ -204,6 +212,7 @@ def _known_keys(path: tuple[Any, ...]) -> list[str]:
 
 __all__ = [
     "PROJECT",
+    "RENDER_DIR_ENV",
     "SECRET_KEYS",
     "PlatformSettings",
     "Problem",

@@ -73,10 +73,40 @@ def parse_quantity(text: str) -> Decimal:
     raise ValueError(f"{text!r} has an unknown suffix {suffix!r}; use one of m, k, M, G, T, Ki, Mi, Gi, Ti")
 
 
+def canonical_quantity(text: str) -> str:
+    """``text`` in the canonical form Kubernetes writes back (``2000m`` -> ``2``,
+    ``1024Mi`` -> ``1Gi``, ``0.5`` -> ``500m``), so what the program registers is what the
+    API server and the provider show, and a diff never flips between spellings."""
+    match = _QUANTITY.match(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a Kubernetes quantity")
+    value, suffix = parse_quantity(text), match["suffix"]
+    if suffix in _BINARY and value == value.to_integral_value() and value >= 1024:
+        for unit in ("Ei", "Pi", "Ti", "Gi", "Mi", "Ki"):
+            if value % _BINARY[unit] == 0:
+                return f"{int(value / _BINARY[unit])}{unit}"
+    if suffix in _BINARY and value == value.to_integral_value():
+        return str(int(value))
+    # Decimal forms (and fractional binary ones): the largest power of 1000 that keeps the
+    # number whole, rounding up to nano units as Kubernetes does.
+    nanos = (value * 10**9).to_integral_value(rounding="ROUND_CEILING")
+    if nanos == 0:
+        return "0"
+    exponent_suffix = suffix[:1] in ("e", "E")
+    for power, unit in ((18, "E"), (15, "P"), (12, "T"), (9, "G"), (6, "M"), (3, "k"), (0, ""), (-3, "m"), (-6, "u"), (-9, "n")):
+        scale = Decimal(10) ** (power + 9)
+        if nanos % scale == 0:
+            number = int(nanos / scale)
+            if exponent_suffix and power:
+                return f"{number}e{power}"
+            return f"{number}{unit}"
+    raise AssertionError("unreachable: every whole number of nanos has a unit")
+
+
 def _check_quantity(text: str) -> str:
     if parse_quantity(text) < 0:
         raise ValueError(f"{text!r} is negative; resource quantities must be >= 0")
-    return text
+    return canonical_quantity(text)
 
 
 def _number_as_text(value: object) -> object:

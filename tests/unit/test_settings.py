@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from settings import SECRET_KEYS, SettingsError, load_settings
-from settings.base import parse_quantity
+from settings.base import canonical_quantity, parse_quantity
 from tests.conftest import ROOT
 from tools import render as render_tool
 
@@ -18,7 +18,7 @@ from tools import render as render_tool
 INVALID = [
     ("prod", ["backend.autoscaling.minReplicas=12"], "backend.autoscaling.minReplicas", "greater than maxReplicas"),
     ("dev", ["frontend.autoscaling.minReplicas=3"], "frontend.autoscaling.minReplicas", "set minReplicas <= maxReplicas"),
-    ("prod", ["backend.resources.requests.cpu=2"], "backend.resources.requests.cpu", "larger than limit 1000m"),
+    ("prod", ["backend.resources.requests.cpu=2"], "backend.resources.requests.cpu", "request 2 is larger than limit 1;"),
     ("prod", ["backend.resources.requests.memory=3Gi"], "backend.resources.requests.memory", "larger than limit 2Gi"),
     ("dev", ["nginx.resources.limits.memory=12Qi"], "nginx.resources.limits.memory", "unknown suffix 'Qi'"),
     ("dev", ["backend.resources.requests.cpu=lots"], "backend.resources.requests.cpu", "is not a Kubernetes quantity"),
@@ -204,3 +204,27 @@ def test_profile_follows_the_stack_name_unless_set():
 )
 def test_quantities_parse_as_kubernetes_does(text, value):
     assert parse_quantity(text) == parse_quantity(value)
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("2000m", "2"),
+        ("1000m", "1"),
+        ("250m", "250m"),
+        ("0.5", "500m"),
+        ("1024Mi", "1Gi"),
+        ("1536Mi", "1536Mi"),
+        ("0.5Gi", "512Mi"),
+        ("1500000", "1500k"),
+        ("1e3", "1e3"),
+        ("0", "0"),
+    ],
+)
+def test_quantities_are_kept_in_the_canonical_form_kubernetes_writes_back(text, canonical):
+    """The provider and the API server rewrite 2000m as 2; so does the program, or every
+    preview would show the spelling flipping."""
+    assert canonical_quantity(text) == canonical
+    resources = {"requests": {"cpu": text}, "limits": {"cpu": text, "memory": "4Gi"}}
+    settings = load_settings({"backend": {"resources": resources}}, stack="dev")
+    assert settings.backend.resources.limits.cpu == canonical
