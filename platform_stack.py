@@ -13,6 +13,9 @@ import pulumi_kubernetes as k8s
 from components import k8s as shapes
 from components.autoscaled_app import AutoscaledApp, AutoscaledAppArgs
 from components.credentials import credential
+from components.kafka_kraft import KafkaKRaft, KafkaKRaftArgs
+from components.postgres_ha import PostgresHA, PostgresHAArgs
+from components.redis_cluster import RedisCluster, RedisClusterArgs
 from settings import PlatformSettings
 
 # name -> what a consumer reads it for. Tests hold the program to exactly these keys.
@@ -28,8 +31,19 @@ OUTPUTS: dict[str, str] = {
     "nginxServiceType": "ClusterIP, NodePort or LoadBalancer",
     "nginxExternalAddress": "load balancer IP or hostname once the cloud assigns one, else empty",
     "appSecretName": "Secret holding the backend's JWT and session secrets",
+    "postgresPrimaryHost": "in-cluster DNS name of the Service that always points at the Patroni leader (read-write)",
+    "postgresReplicaHost": "in-cluster DNS name of the Service over the streaming replicas (read-only; the primary in dev)",
+    "postgresPort": "PostgreSQL port of both Services",
+    "postgresDatabase": "the application database",
+    "postgresUser": "the application user (owner of the application database)",
+    "postgresPassword": "the application user's password (secret)",
+    "redisSeedHost": "in-cluster DNS name of the Redis client Service: a seed for cluster clients (cluster mode on)",
+    "redisPort": "Redis client port",
+    "redisPassword": "the Redis password (secret)",
+    "kafkaBootstrapServers": "host:port of the Kafka client Service (brokers only) for bootstrap.servers",
+    "kafkaUiUrl": "in-cluster URL of Kafka UI (login required; user kafka.ui.username, password kafkaUiPassword), else empty",
 }
-SECRET_OUTPUTS: frozenset[str] = frozenset()
+SECRET_OUTPUTS: frozenset[str] = frozenset({"postgresPassword", "redisPassword"})
 
 
 def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
@@ -54,6 +68,63 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
     # to the stack (PostgresHA, RedisCluster, KafkaKRaft).
     backend_env: list[shapes.Obj] = []
     outputs: dict[str, pulumi.Output] = {}
+    if settings.patroni.enabled:
+        postgres = PostgresHA(
+            "postgres",
+            PostgresHAArgs(
+                release=settings.release_name,
+                namespace=settings.namespace,
+                settings=settings.patroni,
+                production=settings.production,
+                superuser_password=settings.secrets.postgres_password,
+                replication_password=settings.secrets.replication_password,
+                storage_class=settings.storage_class,
+                image_pull_secrets=list(settings.image_pull_secrets),
+            ),
+            opts=in_namespace,
+        )
+        backend_env += postgres.backend_env
+        outputs |= postgres.stack_outputs
+    else:
+        outputs |= {key: pulumi.Output.from_input("") for key in OUTPUTS if key.startswith("postgres")}
+        outputs["postgresPort"] = pulumi.Output.from_input(0)
+        outputs["postgresPassword"] = pulumi.Output.secret("")
+    if settings.redis_cluster.enabled:
+        redis = RedisCluster(
+            "redis",
+            RedisClusterArgs(
+                release=settings.release_name,
+                namespace=settings.namespace,
+                settings=settings.redis_cluster,
+                password=settings.secrets.redis_password,
+                storage_class=settings.storage_class,
+                image_pull_secrets=list(settings.image_pull_secrets),
+            ),
+            opts=in_namespace,
+        )
+        backend_env += redis.backend_env
+        outputs |= redis.stack_outputs
+    else:
+        outputs |= {"redisSeedHost": pulumi.Output.from_input(""), "redisPort": pulumi.Output.from_input(0)}
+        outputs["redisPassword"] = pulumi.Output.secret("")
+    if settings.kafka.enabled:
+        kafka = KafkaKRaft(
+            "kafka",
+            KafkaKRaftArgs(
+                release=settings.release_name,
+                namespace=settings.namespace,
+                settings=settings.kafka,
+                production=settings.production,
+                storage_class=settings.storage_class,
+                image_pull_secrets=list(settings.image_pull_secrets),
+                ui_password=settings.secrets.kafka_ui_password,
+            ),
+            opts=in_namespace,
+        )
+        backend_env += kafka.backend_env
+        outputs |= kafka.stack_outputs
+    else:
+        outputs |= {"kafkaBootstrapServers": pulumi.Output.from_input(""), "kafkaUiUrl": pulumi.Output.from_input("")}
 
     app_secret = _app_secret(settings, in_namespace)
     backend_env += [
@@ -98,7 +169,9 @@ def _provider(settings: PlatformSettings) -> k8s.Provider:
     the stack files, so nothing can reach a cluster the config did not name)."""
     cluster = settings.kubernetes
     if cluster.render_yaml_to_directory:
-        return k8s.Provider("kubernetes", render_yaml_to_directory=cluster.render_yaml_to_directory)
+        # An explicit empty kubeconfig: the SDK would otherwise default it from $KUBECONFIG,
+        # which the provider refuses together with renderYamlToDirectory.
+        return k8s.Provider("kubernetes", render_yaml_to_directory=cluster.render_yaml_to_directory, kubeconfig="")
     return k8s.Provider(
         "kubernetes",
         kubeconfig=cluster.kubeconfig or None,

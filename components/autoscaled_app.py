@@ -112,7 +112,7 @@ def _deployment_spec(args: AutoscaledAppArgs, full_name: str, selector: dict[str
 def _template_metadata(args: AutoscaledAppArgs, labels: dict[str, str]) -> shapes.Obj:
     template: shapes.Obj = {"labels": labels}
     if args.rollout_triggers:
-        template["annotations"] = {"ai-infra-matrix/rollout-checksum": shapes.checksum(*args.rollout_triggers)}
+        template["annotations"] = {shapes.CONFIG_CHECKSUM: shapes.checksum(*args.rollout_triggers)}
     return template
 
 

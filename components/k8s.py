@@ -173,6 +173,12 @@ def image_pull_secrets(names: list[str]) -> list[Obj]:
     return [{"name": name} for name in names]
 
 
+# Pod-template annotations that roll the pods when what they read changes: the files
+# from ConfigMaps, and (separately, since it covers generated values) the credentials.
+CONFIG_CHECKSUM = "ai-infra-matrix/config-checksum"
+CREDENTIALS_CHECKSUM = "ai-infra-matrix/credentials-checksum"
+
+
 def checksum(*parts: str) -> str:
     """A content hash for a pod-template annotation, so a config change rolls the pods."""
     digest = hashlib.sha256()

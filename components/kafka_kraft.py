@@ -445,7 +445,7 @@ def _stateful_set_spec(args: KafkaKRaftArgs, role: _Role, secret_name: str, conf
         "selector": {"matchLabels": dict(role.selector)},
         "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
         "template": {
-            "metadata": {"labels": dict(role.labels), "annotations": {"ai-infra-matrix/config-checksum": config_checksum}},
+            "metadata": {"labels": dict(role.labels), "annotations": {shapes.CONFIG_CHECKSUM: config_checksum}},
             "spec": _kafka_pod(args, role, secret_name),
         },
     }

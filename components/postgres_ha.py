@@ -330,7 +330,7 @@ def _statefulset_spec(
             "metadata": {
                 "labels": pod_labels,
                 "annotations": {
-                    "ai-infra-matrix/config-checksum": shapes.checksum(*(files[key] for key in sorted(files))),
+                    shapes.CONFIG_CHECKSUM: shapes.checksum(*(files[key] for key in sorted(files))),
                 },
             },
             "spec": _pod_spec(args, names, selector),

@@ -60,10 +60,56 @@ _COMMON: dict[str, Any] = {
     "patroni": {
         "enabled": True,
         "replicaCount": 1,
+        # Built from images/patroni/Dockerfile: the PostgreSQL and Patroni versions the
+        # conformance tests run (tools/ci/install-postgres.sh).
         "image": {"repository": "ai-infra-patroni", "tag": "4.1.5-pg15", "pullPolicy": "IfNotPresent"},
-        "postgresql": {"database": "ai_infra_db", "username": "postgres"},
+        "postgresql": {
+            "database": "ai_infra_db",
+            "username": "postgres",
+            "appUsername": "ai_infra_db",
+            "replicationUsername": "replicator",
+            "rewindUsername": "rewind_user",
+            "parameters": {
+                "max_connections": 200,
+                "shared_buffers": "256MB",
+                "effective_cache_size": "1GB",
+                "work_mem": "4MB",
+                "maintenance_work_mem": "64MB",
+                "wal_level": "replica",
+                "hot_standby": "on",
+                "wal_log_hints": "on",
+                "max_wal_senders": 10,
+                "max_replication_slots": 10,
+                "wal_keep_size": "256MB",
+                "max_wal_size": "1GB",
+                "password_encryption": "scram-sha-256",
+                "log_min_duration_statement": 1000,
+            },
+            "pgHba": [
+                # `kubectl exec ai-infra-patroni-0 -- pg_dump -U postgres ...` as the image's postgres user
+                "local all all peer",
+                "host all all 127.0.0.1/32 scram-sha-256",
+                "host all all ::1/128 scram-sha-256",
+                "host replication all 0.0.0.0/0 scram-sha-256",
+                "host replication all ::/0 scram-sha-256",
+                "host all all 0.0.0.0/0 scram-sha-256",
+                "host all all ::/0 scram-sha-256",
+            ],
+        },
         "persistence": {"enabled": True, "size": "20Gi", "storageClass": ""},
         "resources": _resources("250m", "512Mi", "1000m", "2Gi"),
+        # Failover timing: a dead primary's lock expires within ttl; loopWait + 2*retryTimeout <= ttl.
+        "ttl": 20,
+        "loopWait": 5,
+        "retryTimeout": 5,
+        "failsafeMode": True,
+        "synchronousMode": "off",
+        "synchronousModeStrict": False,
+        "synchronousNodeCount": 1,
+        "maximumLagOnFailover": 1048576,
+        "primaryStartTimeout": 300,
+        "terminationGracePeriodSeconds": 300,
+        "runAsUser": 999,
     },
     "redisCluster": {
         "enabled": True,
@@ -73,22 +119,52 @@ _COMMON: dict[str, Any] = {
         "image": {"repository": "redis", "tag": "7.0.15", "pullPolicy": "IfNotPresent"},
         "persistence": {"enabled": True, "size": "5Gi", "storageClass": ""},
         "resources": _resources("100m", "256Mi", "500m", "1Gi"),
+        "clusterNodeTimeout": 5000,
+        "maxmemoryPercent": 75,
+        "maxmemoryPolicy": "allkeys-lru",
+        "failoverTimeoutSeconds": 20,
+        "requireSeparateNodes": False,
+        "drain": {"enabled": False},
+        "exporter": {
+            "enabled": True,
+            "image": {"repository": "oliver006/redis_exporter", "tag": "v1.62.0", "pullPolicy": "IfNotPresent"},
+            "resources": _resources("10m", "32Mi", "100m", "64Mi"),
+        },
     },
     "kafka": {
         "enabled": True,
         "replicaCount": 1,
+        # The same version as the jars the conformance tests run (tools/ci/kafka-pom.xml).
         "image": {"repository": "apache/kafka", "tag": "4.1.1", "pullPolicy": "IfNotPresent"},
         "config": {
             "autoCreateTopicsEnable": True,
             "numPartitions": 3,
             "defaultReplicationFactor": 1,
             "minInsyncReplicas": 1,
+            "offsetsTopicReplicationFactor": 1,
+            "transactionStateLogReplicationFactor": 1,
+            "transactionStateLogMinIsr": 1,
+            "uncleanLeaderElectionEnable": False,
             "logRetentionHours": 168,
             "logRetentionBytes": 10737418240,
+            # Kafka's own failover timing, stated so a reviewer sees it.
+            "brokerSessionTimeoutMs": 9000,
+            "brokerHeartbeatIntervalMs": 2000,
+            "controllerQuorumFetchTimeoutMs": 2000,
+            "controllerQuorumElectionTimeoutMs": 1000,
+        },
+        # dev: one combined broker+controller node.
+        "controller": {
+            "dedicated": False,
+            "replicaCount": 3,
+            "allowQuorumChange": False,
+            "persistence": {"enabled": True, "size": "10Gi", "storageClass": ""},
+            "resources": _resources("250m", "1Gi", "1000m", "2Gi"),
         },
         "persistence": {"enabled": True, "size": "50Gi", "storageClass": ""},
         "resources": _resources("500m", "1Gi", "2000m", "4Gi"),
-        "ui": {"enabled": False},
+        "ui": {"enabled": False, "image": {"repository": "ghcr.io/kafbat/kafka-ui", "tag": "v1.4.2"}, "username": "admin"},
+        "exporter": {"enabled": True, "image": {"repository": "danielqsj/kafka-exporter", "tag": "v1.9.0"}},
     },
     "backend": {
         **_app("ai-infra-backend", 8082, 8082),
@@ -139,11 +215,22 @@ _DEV: dict[str, Any] = {"namespace": "ai-infra"}
 
 _PROD: dict[str, Any] = {
     "namespace": "ai-infra-prod",
-    "patroni": {"replicaCount": 3},
-    "redisCluster": {"masterCount": 3, "replicasPerMaster": 1},
+    # Acknowledged commits survive a failover; not strict, so losing a replica keeps writes going.
+    "patroni": {"replicaCount": 3, "synchronousMode": "on"},
+    # Required anti-affinity: no two Redis pods on one node, so a node failure cannot
+    # take a master with its replica (needs at least 6 schedulable nodes).
+    "redisCluster": {"masterCount": 3, "replicasPerMaster": 1, "requireSeparateNodes": True},
     "kafka": {
         "replicaCount": 3,
-        "config": {"defaultReplicationFactor": 3, "minInsyncReplicas": 2},
+        "config": {
+            "defaultReplicationFactor": 3,
+            "minInsyncReplicas": 2,
+            "offsetsTopicReplicationFactor": 3,
+            "transactionStateLogReplicationFactor": 3,
+            "transactionStateLogMinIsr": 2,
+        },
+        # A static quorum of 3 dedicated controllers (ids 0-2); brokers are ids 100+.
+        "controller": {"dedicated": True, "replicaCount": 3},
         "ui": {"enabled": True},
     },
     "backend": {

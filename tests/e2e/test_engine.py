@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
+from components.k8s import CREDENTIALS_CHECKSUM
 from platform_stack import OUTPUTS, SECRET_OUTPUTS
 from settings import RENDER_DIR_ENV
 from tests.conftest import ROOT, render_stack
@@ -23,6 +24,9 @@ pytestmark = pytest.mark.e2e
 # Fields the Kubernetes provider adds to what the program registered, in render mode.
 # Only these are ignored when comparing with tools/render.py.
 PROVIDER_ADDED_LABELS = {"app.kubernetes.io/managed-by"}
+# Values derived from generated credentials: real random values in the engine, fixed
+# stand-ins offline. Secret data is compared by key; these annotations by presence.
+CREDENTIAL_CHECKSUM_ANNOTATIONS = {CREDENTIALS_CHECKSUM}
 
 
 def render_dir(project) -> Path:
@@ -50,6 +54,9 @@ def comparable(obj: dict[str, Any]) -> dict[str, Any]:
     labels = obj["metadata"].get("labels", {})
     for label in PROVIDER_ADDED_LABELS:
         labels.pop(label, None)
+    template = obj.get("spec", {}).get("template", {}).get("metadata", {})
+    for annotation in CREDENTIAL_CHECKSUM_ANNOTATIONS & set(template.get("annotations", {})):
+        template["annotations"][annotation] = "<checksum>"
     if obj["kind"] == "Secret":
         for field in ("data", "stringData"):
             if field in obj:

@@ -1,0 +1,88 @@
+#!/bin/bash
+# Starts one Redis Cluster node (the container's command).
+#
+# After a restart the pod has a new IP, and after a full restart every nodes.conf lists
+# peer addresses that no longer exist: the cluster would never heal by itself. So, when
+# this node was already a cluster member, a background loop repairs the peer addresses
+# in nodes.conf: it resolves every pod of the StatefulSet again, asks each one for its
+# node ID, and for every node ID this node knows at a stale address sends CLUSTER MEET
+# with the fresh one (Redis then rewrites nodes.conf); it also tells each peer this
+# node's own new address. Fresh nodes are left alone: joining them is the Job's decision.
+#
+# Environment: POD_IP, REDISCLI_AUTH, REDIS_PORT, REDIS_NODE_HOST_TEMPLATE,
+# REDIS_CONF (/etc/redis/redis.conf), REDIS_DATA_DIR (/data),
+# REDIS_HEAL_SECONDS (how long the repair loop may run, 600).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=common.sh
+. "$here/common.sh"
+
+: "${POD_IP:?POD_IP must be set (the pod IP, from the downward API)}"
+: "${REDISCLI_AUTH:?REDISCLI_AUTH must be set (the password, from the Secret)}"
+CONF=${REDIS_CONF:-/etc/redis/redis.conf}
+DATA=${REDIS_DATA_DIR:-/data}
+NODES_CONF="$DATA/nodes.conf"
+HEAL_SECONDS=${REDIS_HEAL_SECONDS:-600}
+
+# Lines of nodes.conf that describe other nodes (not "myself", not the vars line).
+known_peers() {
+    [ -s "$NODES_CONF" ] || {
+        echo 0
+        return
+    }
+    awk 'NF >= 8 && $3 !~ /myself/ { n++ } END { print n + 0 }' "$NODES_CONF"
+}
+
+heal_addresses() {
+    local deadline=$(($(date +%s) + HEAL_SECONDS)) myid view i host ip peer_id addr theirs peers last
+    last=$(($1 + 2))
+    until is_up "$POD_IP"; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 0
+        sleep 1
+    done
+    myid=$(rcli "$POD_IP" CLUSTER MYID | tr -d '\r')
+    while [ "$(date +%s)" -lt "$deadline" ]; do
+        is_up "$POD_IP" || return 0 # the server is gone; the next start repairs
+        view=$(rcli "$POD_IP" CLUSTER NODES | tr -d '\r')
+        for i in $(seq 0 "$last"); do
+            host=$(node_host "$i")
+            ip=$(resolve "$host")
+            [ -n "$ip" ] && [ "$ip" != "$POD_IP" ] || continue
+            peer_id=$(rcli "$ip" CLUSTER MYID 2>/dev/null | tr -d '\r') || continue
+            [ -n "$peer_id" ] || continue
+            addr=$(printf '%s\n' "$view" | awk -v id="$peer_id" '$1 == id { split($2, a, "@"); print a[1] }')
+            [ -n "$addr" ] || continue # a node we never knew: not ours to join
+            if [ "$addr" != "$ip:$REDIS_PORT" ]; then
+                log "repair: node $peer_id ($host) moved from ${addr:-no address} to $ip:$REDIS_PORT"
+                rcli "$POD_IP" CLUSTER MEET "$ip" "$REDIS_PORT" >/dev/null || true
+            fi
+            theirs=$(rcli "$ip" CLUSTER NODES 2>/dev/null | tr -d '\r' | awk -v id="$myid" '$1 == id { split($2, a, "@"); print a[1] }')
+            if [ -n "$theirs" ] && [ "$theirs" != "$POD_IP:$REDIS_PORT" ]; then
+                log "repair: telling $host that this node is now at $POD_IP:$REDIS_PORT"
+                rcli "$ip" CLUSTER MEET "$POD_IP" "$REDIS_PORT" >/dev/null || true
+            fi
+        done
+        # Done once every node this one knows is connected again.
+        peers=$(rcli "$POD_IP" CLUSTER NODES | tr -d '\r' | awk '$3 !~ /myself/ && $8 != "connected" { n++ } END { print n + 0 }')
+        if [ "$peers" = 0 ]; then
+            log "repair: every known peer is connected"
+            return 0
+        fi
+        sleep 2
+    done
+    log "repair: gave up after ${HEAL_SECONDS}s; some peers are still unreachable"
+}
+
+mkdir -p "$DATA"
+peers=$(known_peers)
+if [ "$peers" -gt 0 ]; then
+    log "nodes.conf knows $peers peers; repairing their addresses once the server is up"
+    heal_addresses "$peers" &
+fi
+
+# The password goes in on stdin ("-" as the last argument), quoted for redis.conf.
+password=${REDISCLI_AUTH//\\/\\\\}
+password=${password//\"/\\\"}
+exec redis-server "$CONF" --port "$REDIS_PORT" --cluster-announce-ip "$POD_IP" --replica-announce-ip "$POD_IP" - < <(
+    printf 'requirepass "%s"\nmasterauth "%s"\n' "$password" "$password"
+)

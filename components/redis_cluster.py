@@ -1,0 +1,441 @@
+"""RedisCluster: a sharded, self-healing Redis Cluster as one StatefulSet.
+
+dev is one node owning all 16384 slots; prod is ``masterCount`` masters with
+``replicasPerMaster`` replicas each. Redis itself owns the cluster's state (``nodes.conf``
+on each pod's volume); this program owns only the shape around it:
+
+- a Secret with the password (``requirepass`` = ``masterauth``), read by every tool as
+  ``REDISCLI_AUTH``, never as ``-a``;
+- a ConfigMap with ``redis.conf`` and the scripts of ``components/files/redis``;
+- a headless Service (peers and Jobs find pods before they are ready), a client Service
+  (a seed for cluster clients) and, with the exporter, a metrics Service;
+- the StatefulSet ``<release>-redis-cluster`` (Parallel, preStop failover, redis_exporter
+  sidecar) and, in prod, a PDB of ``maxUnavailable: 1``;
+- two Jobs named by a hash of the topology, so a topology change runs them again:
+  *preflight* before the StatefulSet changes (removes nodes a shrink would delete,
+  draining their slots when allowed) and *reconcile* after (creates, joins, rebalances).
+
+No HPA: a Redis pod without slots serves nothing, and removing one loses its slots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pydantic import SecretStr
+
+from components import k8s as shapes
+from components.credentials import credential
+from settings.redis import RedisClusterSettings
+
+FILES = Path(__file__).parent / "files" / "redis"
+SCRIPTS = ("common.sh", "start.sh", "cluster-job.sh", "prestop.sh", "probe-liveness.sh", "probe-readiness.sh")
+CONFIG_DIR = "/etc/redis"
+DATA_DIR = "/data"
+BUS_PORT_OFFSET = 10000
+EXPORTER_PORT = 9121
+PASSWORD_KEY = "redis-password"
+# The official image's redis user and group.
+REDIS_UID = 999
+EXPORTER_UID = 59000
+
+
+@dataclass(frozen=True)
+class RedisClusterArgs:
+    release: str
+    namespace: str
+    settings: RedisClusterSettings
+    password: SecretStr | None = None  # redisPassword from the stack config; generated when unset
+    storage_class: str = ""  # the stack-wide default when persistence.storageClass is empty
+    image_pull_secrets: list[str] = field(default_factory=list)
+
+
+class RedisCluster(pulumi.ComponentResource):
+    """Redis Cluster: Secret, ConfigMap, Services, StatefulSet, PDB and the two Jobs."""
+
+    secret: k8s.core.v1.Secret
+    config_map: k8s.core.v1.ConfigMap
+    headless_service: k8s.core.v1.Service
+    client_service: k8s.core.v1.Service
+    stateful_set: k8s.apps.v1.StatefulSet
+    preflight_job: k8s.batch.v1.Job
+    reconcile_job: k8s.batch.v1.Job
+    pdb: k8s.policy.v1.PodDisruptionBudget | None
+    seed_host: pulumi.Output[str]
+    """In-cluster DNS name of the client Service: a seed for cluster clients."""
+    port: pulumi.Output[int]
+    password: pulumi.Output[str]
+    backend_env: list[shapes.Obj]
+    """Env for the backend: REDIS_HOST, REDIS_PORT, REDIS_PASSWORD (from the Secret), REDIS_CLUSTER."""
+    stack_outputs: dict[str, pulumi.Output]
+
+    def __init__(self, name: str, args: RedisClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-infra:index:RedisCluster", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        names = _Names(args.release, args.namespace)
+        selector = shapes.selector_labels(args.release, "redis-cluster")
+        labels = shapes.common_labels(args.release, "redis-cluster", "cache")
+
+        self.password = credential(f"{name}-password", args.password, parent=self)
+        self.secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=shapes.metadata(names.secret, args.namespace, labels),
+            type="Opaque",
+            string_data={PASSWORD_KEY: self.password},
+            opts=child,
+        )
+        files = render_files(settings)
+        self.config_map = k8s.core.v1.ConfigMap(
+            f"{name}-config",
+            metadata=shapes.metadata(names.config, args.namespace, labels),
+            data=files,
+            opts=child,
+        )
+        self.headless_service = k8s.core.v1.Service(
+            f"{name}-headless",
+            metadata=shapes.metadata(names.headless, args.namespace, labels),
+            spec=_headless_spec(settings, selector),
+            opts=child,
+        )
+        self.client_service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=shapes.metadata(names.full, args.namespace, labels),
+            spec={
+                "type": "ClusterIP",
+                "selector": selector,
+                "ports": [{"name": "tcp-redis", "port": settings.port, "targetPort": "tcp-redis", "protocol": "TCP"}],
+            },
+            opts=child,
+        )
+        if settings.exporter.enabled:
+            k8s.core.v1.Service(
+                f"{name}-metrics",
+                metadata=shapes.metadata(
+                    names.metrics,
+                    args.namespace,
+                    labels,
+                    {"prometheus.io/scrape": "true", "prometheus.io/port": str(EXPORTER_PORT)},
+                ),
+                spec={
+                    "type": "ClusterIP",
+                    "selector": selector,
+                    "ports": [{"name": "http-metrics", "port": EXPORTER_PORT, "targetPort": "http-metrics", "protocol": "TCP"}],
+                },
+                opts=child,
+            )
+
+        job_env = _job_env(args, names)
+        self.preflight_job = k8s.batch.v1.Job(
+            f"{name}-preflight",
+            metadata=shapes.metadata(names.job("preflight", settings), args.namespace, labels, _JOB_ANNOTATIONS),
+            spec=_job_spec(args, names, "preflight", job_env, labels),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.secret, self.headless_service]),
+        )
+        rollout = {
+            shapes.CONFIG_CHECKSUM: shapes.checksum(*files.values()),
+            shapes.CREDENTIALS_CHECKSUM: self.password.apply(shapes.checksum),
+        }
+        # The StatefulSet changes only after the preflight Job has taken the nodes a
+        # shrink deletes out of the cluster.
+        self.stateful_set = k8s.apps.v1.StatefulSet(
+            f"{name}-statefulset",
+            metadata=shapes.metadata(names.full, args.namespace, labels),
+            spec=_stateful_set_spec(args, names, selector, labels, rollout),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service]
+            ),
+        )
+        # Not depending on the StatefulSet: its readiness needs the cluster this Job
+        # creates (a deadlock otherwise). The Job waits for every pod itself.
+        self.reconcile_job = k8s.batch.v1.Job(
+            f"{name}-reconcile",
+            metadata=shapes.metadata(names.job("reconcile", settings), args.namespace, labels, _JOB_ANNOTATIONS),
+            spec=_job_spec(args, names, "reconcile", job_env, labels),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service]
+            ),
+        )
+        self.pdb = None
+        if settings.node_count > 1:
+            self.pdb = shapes.pod_disruption_budget(
+                f"{name}-pdb",
+                name=f"{names.full}-pdb",
+                namespace=args.namespace,
+                labels=labels,
+                selector=selector,
+                max_unavailable=1,
+                opts=child,
+            )
+
+        self.seed_host = pulumi.Output.from_input(names.client_host)
+        self.port = pulumi.Output.from_input(settings.port)
+        self.backend_env = [
+            shapes.env_value("REDIS_HOST", names.client_host),
+            shapes.env_value("REDIS_PORT", str(settings.port)),
+            shapes.env_value("REDIS_CLUSTER", "true"),
+            shapes.env_from_secret("REDIS_PASSWORD", self.secret.metadata.name, PASSWORD_KEY),
+        ]
+        self.stack_outputs = {"redisSeedHost": self.seed_host, "redisPort": self.port, "redisPassword": self.password}
+        self.register_outputs(self.stack_outputs)
+
+
+# --- files -----------------------------------------------------------------------------
+
+
+def render_files(settings: RedisClusterSettings) -> dict[str, str]:
+    """The ConfigMap's data: ``redis.conf`` from its template, and the scripts as they are."""
+    maxmemory = settings.maxmemory_bytes
+    conf = string.Template((FILES / "redis.conf").read_text()).substitute(
+        port=settings.port,
+        node_timeout=settings.cluster_node_timeout,
+        maxmemory=maxmemory if maxmemory is not None else 0,
+        maxmemory_policy=settings.maxmemory_policy,
+    )
+    return {"redis.conf": conf} | {script: (FILES / script).read_text() for script in SCRIPTS}
+
+
+# --- private builders ----------------------------------------------------------------
+
+_JOB_ANNOTATIONS = {
+    # A failed Job (say, a refused scale-in) is replaced on the next `pulumi up`
+    # instead of being left failed in the state.
+    "pulumi.com/replaceUnready": "true",
+}
+
+
+@dataclass(frozen=True)
+class _Names:
+    release: str
+    namespace: str
+
+    @property
+    def full(self) -> str:
+        return f"{self.release}-redis-cluster"
+
+    @property
+    def headless(self) -> str:
+        return f"{self.full}-headless"
+
+    @property
+    def secret(self) -> str:
+        return f"{self.full}-secret"
+
+    @property
+    def config(self) -> str:
+        return f"{self.full}-config"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.full}-metrics"
+
+    @property
+    def client_host(self) -> str:
+        return f"{self.full}.{self.namespace}.svc.cluster.local"
+
+    @property
+    def node_host_template(self) -> str:
+        """printf template of pod i's stable DNS name (through the headless Service)."""
+        return f"{self.full}-%d.{self.headless}.{self.namespace}.svc.cluster.local"
+
+    def job(self, mode: str, settings: RedisClusterSettings) -> str:
+        """Named by the topology (and drain): a change of it runs the Job again."""
+        topology = f"{settings.master_count}/{settings.replicas_per_master}/{settings.draining}"
+        return f"{self.full}-{mode}-{hashlib.sha256(topology.encode()).hexdigest()[:8]}"
+
+
+def _headless_spec(settings: RedisClusterSettings, selector: dict[str, str]) -> shapes.Obj:
+    return {
+        "clusterIP": "None",
+        # Peers and the Jobs must resolve pods before they are ready (a node is ready
+        # only once it is in the cluster).
+        "publishNotReadyAddresses": True,
+        "selector": selector,
+        "ports": [
+            {"name": "tcp-redis", "port": settings.port, "targetPort": "tcp-redis", "protocol": "TCP"},
+            {
+                "name": "tcp-redis-bus",
+                "port": settings.port + BUS_PORT_OFFSET,
+                "targetPort": "tcp-redis-bus",
+                "protocol": "TCP",
+            },
+        ],
+    }
+
+
+def _password_env(names: _Names) -> shapes.Obj:
+    return shapes.env_from_secret("REDISCLI_AUTH", names.secret, PASSWORD_KEY)
+
+
+def _common_env(args: RedisClusterArgs, names: _Names) -> list[shapes.Obj]:
+    return [
+        _password_env(names),
+        shapes.env_value("REDIS_PORT", str(args.settings.port)),
+        shapes.env_value("REDIS_NODE_HOST_TEMPLATE", names.node_host_template),
+    ]
+
+
+def _job_env(args: RedisClusterArgs, names: _Names) -> list[shapes.Obj]:
+    settings = args.settings
+    return [
+        *_common_env(args, names),
+        shapes.env_value("REDIS_NODE_COUNT", str(settings.node_count)),
+        shapes.env_value("REDIS_MASTER_COUNT", str(settings.master_count)),
+        shapes.env_value("REDIS_REPLICAS_PER_MASTER", str(settings.replicas_per_master)),
+        shapes.env_value("REDIS_DRAIN", "yes" if settings.draining else "no"),
+        shapes.env_value("REDIS_WAIT_SECONDS", "300"),
+    ]
+
+
+def _config_volume(names: _Names) -> shapes.Obj:
+    return {"name": "config", "configMap": {"name": names.config, "defaultMode": 0o555}}
+
+
+def _job_spec(args: RedisClusterArgs, names: _Names, mode: str, env: list[shapes.Obj], labels: dict[str, str]) -> shapes.Obj:
+    settings = args.settings
+    pod: shapes.Obj = {
+        "restartPolicy": "OnFailure",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": shapes.pod_security_context(run_as_user=REDIS_UID),
+        "containers": [
+            {
+                "name": mode,
+                "image": settings.image.reference,
+                "imagePullPolicy": settings.image.pull_policy,
+                "command": ["bash", f"{CONFIG_DIR}/cluster-job.sh", mode],
+                "env": env,
+                "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                "securityContext": shapes.container_security_context(),
+                "volumeMounts": [
+                    {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [_config_volume(names), {"name": "tmp", "emptyDir": {}}],
+    }
+    if args.image_pull_secrets:
+        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    return {
+        "backoffLimit": 6,
+        "activeDeadlineSeconds": 900,
+        "template": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": f"cluster-{mode}"}}, "spec": pod},
+    }
+
+
+def _exec_probe(script: str, *, period: int, timeout: int, failures: int) -> shapes.Obj:
+    # No initialDelaySeconds: the startup probe gates the others (and a 0 here would be
+    # dropped by the provider, showing as a diff).
+    return {
+        "exec": {"command": ["bash", f"{CONFIG_DIR}/{script}"]},
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": failures,
+    }
+
+
+def _stateful_set_spec(
+    args: RedisClusterArgs,
+    names: _Names,
+    selector: dict[str, str],
+    labels: dict[str, str],
+    rollout: dict[str, str | pulumi.Output[str]],
+) -> shapes.Obj:
+    settings = args.settings
+    redis: shapes.Obj = {
+        "name": "redis",
+        "image": settings.image.reference,
+        "imagePullPolicy": settings.image.pull_policy,
+        "command": ["bash", f"{CONFIG_DIR}/start.sh"],
+        "ports": [
+            {"name": "tcp-redis", "containerPort": settings.port, "protocol": "TCP"},
+            {"name": "tcp-redis-bus", "containerPort": settings.port + BUS_PORT_OFFSET, "protocol": "TCP"},
+        ],
+        "env": [
+            shapes.env_from_field("POD_IP", "status.podIP"),
+            *_common_env(args, names),
+            shapes.env_value("REDIS_CONF", f"{CONFIG_DIR}/redis.conf"),
+            shapes.env_value("REDIS_DATA_DIR", DATA_DIR),
+            shapes.env_value("REDIS_FAILOVER_TIMEOUT", str(settings.failover_timeout_seconds)),
+        ],
+        "resources": settings.resources.as_kubernetes(),
+        # A long AOF load must not get the pod killed: liveness starts after this.
+        "startupProbe": _exec_probe("probe-liveness.sh", period=5, timeout=5, failures=120),
+        "livenessProbe": _exec_probe("probe-liveness.sh", period=10, timeout=5, failures=5),
+        "readinessProbe": _exec_probe("probe-readiness.sh", period=5, timeout=5, failures=3),
+        "lifecycle": {"preStop": {"exec": {"command": ["bash", f"{CONFIG_DIR}/prestop.sh"]}}},
+        "securityContext": shapes.container_security_context(),
+        "volumeMounts": [
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+            {"name": "run", "mountPath": "/run/redis"},
+        ],
+    }
+    containers = [redis]
+    if settings.exporter.enabled:
+        exporter = settings.exporter
+        containers.append(
+            {
+                "name": "metrics",
+                "image": exporter.image.reference,
+                "imagePullPolicy": exporter.image.pull_policy,
+                "ports": [{"name": "http-metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+                "env": [
+                    shapes.env_value("REDIS_ADDR", f"redis://127.0.0.1:{settings.port}"),
+                    shapes.env_from_secret("REDIS_PASSWORD", names.secret, PASSWORD_KEY),
+                ],
+                "resources": exporter.resources.as_kubernetes(),
+                "securityContext": {**shapes.container_security_context(), "runAsUser": EXPORTER_UID},
+                "livenessProbe": shapes.http_probe("/health", "http-metrics", initial_delay=10, period=15, timeout=5, failures=3),
+                "readinessProbe": shapes.http_probe("/health", "http-metrics", initial_delay=5, period=10, timeout=5, failures=3),
+            }
+        )
+    volumes: list[shapes.Obj] = [
+        _config_volume(names),
+        {"name": "tmp", "emptyDir": {}},
+        # The readiness latch: gone with the pod, so a new pod must reach cluster_state:ok once.
+        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+    ]
+    spec: shapes.Obj = {
+        "serviceName": names.headless,
+        "replicas": settings.node_count,
+        "podManagementPolicy": "Parallel",
+        "updateStrategy": {"type": "RollingUpdate"},
+        "selector": {"matchLabels": selector},
+        "template": {
+            "metadata": {"labels": labels, "annotations": rollout},
+            "spec": {
+                "automountServiceAccountToken": False,
+                "enableServiceLinks": False,
+                "securityContext": shapes.pod_security_context(run_as_user=REDIS_UID, fs_group=REDIS_UID),
+                "terminationGracePeriodSeconds": settings.termination_grace_seconds,
+                "containers": containers,
+                "volumes": volumes,
+                **shapes.spread(selector, require_separate_nodes=settings.require_separate_nodes),
+            },
+        },
+    }
+    if args.image_pull_secrets:
+        spec["template"]["spec"]["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    if settings.persistence.enabled:
+        storage_class = settings.persistence.storage_class or args.storage_class
+        claim: shapes.Obj = {
+            "metadata": {"name": "data", "labels": labels},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": settings.persistence.size}}},
+        }
+        if storage_class:
+            claim["spec"]["storageClassName"] = storage_class
+        spec["volumeClaimTemplates"] = [claim]
+        # Kept on scale-in and on deletion: a node removed outside the drain path (say
+        # `kubectl scale`) comes back with its slots and data instead of empty.
+        spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    else:
+        volumes.append({"name": "data", "emptyDir": {}})
+    return spec

@@ -1,0 +1,197 @@
+"""Project invariants over every rendered object of dev and prod: selectors find their
+pods, HPAs find their workloads, references resolve, and every container is sized,
+probed and meets the Pod Security Standards' restricted profile."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from components.postgres_ha import ROLE_LABEL
+from tests.conftest import Objects, render_stack
+
+# Labels the running systems put on their pods (Patroni marks the leader and replicas):
+# a Service may select on them although no pod template carries them.
+RUNTIME_LABELS = {ROLE_LABEL}
+
+RESTRICTED_ADDABLE_CAPABILITIES = {"NET_BIND_SERVICE"}
+RESTRICTED_VOLUME_TYPES = {
+    "configMap",
+    "csi",
+    "downwardAPI",
+    "emptyDir",
+    "ephemeral",
+    "persistentVolumeClaim",
+    "projected",
+    "secret",
+}
+
+
+@pytest.fixture(params=["dev", "prod"])
+def rendered(request: pytest.FixtureRequest) -> Objects:
+    return Objects(render_stack(request.param).objects)
+
+
+def _matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return bool(selector) and selector.items() <= labels.items()
+
+
+def _templates(rendered: Objects) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    return list(rendered.pod_templates())
+
+
+def _containers(pod_spec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [("init", c) for c in pod_spec.get("initContainers", [])] + [("main", c) for c in pod_spec["containers"]]
+
+
+def test_workload_selectors_match_their_own_template(rendered):
+    for obj in rendered.all:
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            selector = obj["spec"]["selector"]["matchLabels"]
+            assert _matches(selector, obj["spec"]["template"]["metadata"]["labels"]), obj["metadata"]["name"]
+
+
+def test_every_service_selector_finds_pods(rendered):
+    templates = _templates(rendered)
+    for service in rendered.of_kind("Service"):
+        selector = {key: value for key, value in service["spec"].get("selector", {}).items() if key not in RUNTIME_LABELS}
+        if not selector:
+            continue
+        owners = [
+            owner["metadata"]["name"] for owner, template in templates if _matches(selector, template["metadata"]["labels"])
+        ]
+        assert owners, f"Service {service['metadata']['name']} selects no pods"
+
+
+def test_every_service_target_port_exists_on_the_selected_pods(rendered):
+    templates = _templates(rendered)
+    for service in rendered.of_kind("Service"):
+        selector = {key: value for key, value in service["spec"].get("selector", {}).items() if key not in RUNTIME_LABELS}
+        if not selector:
+            continue
+        for owner, template in templates:
+            if not _matches(selector, template["metadata"]["labels"]) or owner["kind"] == "Job":
+                continue
+            ports = {
+                key
+                for container in template["spec"]["containers"]
+                for port in container.get("ports", [])
+                for key in (port.get("name"), port["containerPort"])
+            }
+            for port in service["spec"]["ports"]:
+                target = port.get("targetPort", port["port"])
+                assert target in ports, f"Service {service['metadata']['name']} port {target} not on {owner['metadata']['name']}"
+
+
+def test_every_pdb_selects_exactly_one_workload(rendered):
+    templates = _templates(rendered)
+    for pdb in rendered.of_kind("PodDisruptionBudget"):
+        selector = pdb["spec"]["selector"]["matchLabels"]
+        owners = [
+            o["metadata"]["name"] for o, t in templates if o["kind"] != "Job" and _matches(selector, t["metadata"]["labels"])
+        ]
+        assert len(owners) == 1, f"PDB {pdb['metadata']['name']} selects {owners}"
+        owner = rendered.get(next(o["kind"] for o, _ in templates if o["metadata"]["name"] == owners[0]), owners[0])
+        floor = owner["spec"].get("replicas")
+        if floor is None:  # replicas belong to an HPA: its floor is what a PDB may take from
+            floor = next(
+                h["spec"]["minReplicas"]
+                for h in rendered.of_kind("HorizontalPodAutoscaler")
+                if h["spec"]["scaleTargetRef"]["name"] == owners[0]
+            )
+        assert "maxUnavailable" in pdb["spec"], "PDBs use maxUnavailable so they never block every drain"
+        assert pdb["spec"]["maxUnavailable"] < floor, f"PDB {pdb['metadata']['name']} would allow every pod down"
+
+
+def test_every_hpa_targets_an_existing_workload_without_a_fixed_replica_count(rendered):
+    for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment", "only stateless Deployments autoscale"
+        workload = rendered.get(target["kind"], target["name"])
+        assert "replicas" not in workload["spec"]
+        assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+
+def test_statefulsets_have_their_headless_service(rendered):
+    for sts in rendered.of_kind("StatefulSet"):
+        service = rendered.get("Service", sts["spec"]["serviceName"])
+        assert service["spec"].get("clusterIP") == "None"
+        assert _matches(service["spec"]["selector"], sts["spec"]["template"]["metadata"]["labels"])
+
+
+def test_referenced_secrets_and_configmaps_exist(rendered):
+    for owner, template in _templates(rendered):
+        pod = template["spec"]
+        wanted: set[tuple[str, str]] = set()
+        for volume in pod.get("volumes", []):
+            if "secret" in volume:
+                wanted.add(("Secret", volume["secret"]["secretName"]))
+            if "configMap" in volume:
+                wanted.add(("ConfigMap", volume["configMap"]["name"]))
+        for _, container in _containers(pod):
+            for env in container.get("env", []):
+                ref = env.get("valueFrom", {})
+                if "secretKeyRef" in ref:
+                    wanted.add(("Secret", ref["secretKeyRef"]["name"]))
+                if "configMapKeyRef" in ref:
+                    wanted.add(("ConfigMap", ref["configMapKeyRef"]["name"]))
+        for kind, name in wanted:
+            assert rendered.find(kind, name) is not None, f"{owner['metadata']['name']} refers to missing {kind} {name}"
+
+
+def test_every_container_has_requests_limits_and_probes(rendered):
+    for owner, template in _templates(rendered):
+        for role, container in _containers(template["spec"]):
+            where = f"{owner['kind']} {owner['metadata']['name']} container {container['name']}"
+            resources = container.get("resources", {})
+            assert {"cpu", "memory"} <= set(resources.get("requests", {})), f"{where}: requests"
+            assert "memory" in resources.get("limits", {}), f"{where}: memory limit"
+            if role == "main" and owner["kind"] in ("Deployment", "StatefulSet"):
+                assert "livenessProbe" in container, f"{where}: liveness probe"
+                assert "readinessProbe" in container, f"{where}: readiness probe"
+
+
+def test_every_pod_meets_the_restricted_pod_security_standard(rendered):
+    for owner, template in _templates(rendered):
+        pod = template["spec"]
+        where = f"{owner['kind']} {owner['metadata']['name']}"
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not pod.get(flag), f"{where}: {flag}"
+        for volume in pod.get("volumes", []):
+            kinds = set(volume) - {"name"}
+            assert kinds <= RESTRICTED_VOLUME_TYPES, f"{where}: volume type {kinds}"
+        pod_context = pod.get("securityContext", {})
+        assert pod_context.get("runAsUser") != 0, f"{where}: runs as root"
+        for _, container in _containers(pod):
+            context = container.get("securityContext", {})
+            name = f"{where} container {container['name']}"
+            assert context.get("allowPrivilegeEscalation") is False, f"{name}: allowPrivilegeEscalation"
+            assert not context.get("privileged"), f"{name}: privileged"
+            assert "ALL" in context.get("capabilities", {}).get("drop", []), f"{name}: drop ALL"
+            assert set(context.get("capabilities", {}).get("add", [])) <= RESTRICTED_ADDABLE_CAPABILITIES, f"{name}: capabilities"
+            assert (context.get("runAsNonRoot", pod_context.get("runAsNonRoot"))) is True, f"{name}: runAsNonRoot"
+            assert context.get("runAsUser", pod_context.get("runAsUser")) != 0, f"{name}: runAsUser 0"
+            seccomp = context.get("seccompProfile", pod_context.get("seccompProfile", {}))
+            assert seccomp.get("type") in ("RuntimeDefault", "Localhost"), f"{name}: seccomp"
+            assert not container.get("ports") or all("hostPort" not in p for p in container["ports"]), f"{name}: hostPort"
+
+
+def test_prod_images_are_pinned():
+    prod = Objects(render_stack("prod").objects)
+    for owner, template in _templates(prod):
+        for _, container in _containers(template["spec"]):
+            image = container["image"]
+            tag = image.rsplit("/", 1)[-1].partition(":")[2] or ("digest" if "@sha256:" in image else "")
+            assert tag and tag != "latest", f"{owner['metadata']['name']}: image {image} is not pinned"
+
+
+def test_no_password_is_passed_on_a_command_line(rendered):
+    for owner, template in _templates(rendered):
+        for _, container in _containers(template["spec"]):
+            words = [*container.get("command", []), *container.get("args", [])]
+            for before, after in itertools.pairwise(words):
+                assert before not in ("-a", "--pass", "--password"), (
+                    f"{owner['metadata']['name']}: password flag {before} {after}"
+                )
