@@ -9,6 +9,7 @@ from pydantic import Field, SecretStr
 from settings.apps import AppSettings
 from settings.base import ConfigModel, DnsLabel, Problem
 from settings.kafka import KafkaSettings
+from settings.monitoring import MonitoringSettings
 from settings.postgres import PatroniSettings
 from settings.redis import RedisClusterSettings
 
@@ -54,6 +55,7 @@ class PlatformSettings(ConfigModel):
     backend: AppSettings = Field(description="backend API tier")
     frontend: AppSettings = Field(description="frontend tier")
     nginx: AppSettings = Field(description="nginx entry point")
+    monitoring: MonitoringSettings = Field(default=MonitoringSettings(), description="metrics scraping, alerts, dashboards")
     secrets: SecretSettings = Field(default=SecretSettings(), exclude=True)
 
     @property
@@ -74,6 +76,7 @@ class PlatformSettings(ConfigModel):
         ]
         for name, app in self.apps.items():
             found += app.problems(name, production=production)
+        found += self.monitoring.problems("monitoring", production=production)
         for field, value in self.secrets:
             if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
                 key = SecretSettings.model_fields[field].alias
