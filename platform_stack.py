@@ -60,7 +60,10 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
                 "app.kubernetes.io/managed-by": "pulumi",
             },
         },
-        opts=pulumi.ResourceOptions(provider=provider),
+        # `pulumi destroy` leaves the namespace, and with it the PersistentVolumeClaims the
+        # StatefulSets created: data outlives the stack, as with `helm uninstall`. Delete
+        # the PVCs (or the namespace) by hand once the data is no longer wanted.
+        opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
     )
     in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
 

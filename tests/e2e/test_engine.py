@@ -169,7 +169,8 @@ def test_a_consuming_project_reads_the_outputs(project):
     assert "postgresql://" not in result.stdout, "the database URL carries the password: it must stay secret"
 
 
-def test_destroy_of_the_rendered_dev_stack(project):
+def test_destroy_of_the_rendered_dev_stack_keeps_only_the_namespace(project):
     project.run("destroy", "--yes", "--stack", "dev", env=render_env(project, "dev"))
-    assert provider_manifests(render_dir(project) / "dev") == {}
+    # The namespace is retained on delete, so the volumes in it survive a destroy.
+    assert list(provider_manifests(render_dir(project) / "dev")) == [("Namespace", "ai-infra")]
     assert project.json("stack", "output", "--stack", "dev") == {}
