@@ -2,7 +2,12 @@
 """Generate the README's reference sections from the code: the config reference from the
 settings models (every key, its dev and prod default, its description) and the outputs
 contract from platform_stack.OUTPUTS. `make docs` rewrites the sections between their
-markers; a test fails when the README and the code drift apart."""
+markers; a test fails when the README and the code drift apart.
+
+The same sections of README.zh-CN.md (the Simplified Chinese README) are generated with
+``lang="zh-CN"``: same keys and defaults, the descriptions and table headers taken from
+docs/i18n/zh-CN.yaml (a key without a translation falls back to English, with a warning,
+and tests/unit/test_docs_zh.py fails until it is translated)."""
 
 from __future__ import annotations
 
@@ -23,6 +28,9 @@ from settings import PROJECT, load_settings  # noqa: E402
 from settings.platform import PlatformSettings, SecretSettings  # noqa: E402
 
 README = ROOT / "README.md"
+I18N = ROOT / "docs" / "i18n"
+# language -> the README whose generated sections are written in it
+READMES = {"en": README, "zh-CN": ROOT / "README.zh-CN.md"}
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -65,37 +73,109 @@ def _show(value: Any) -> str:
     return f"`{text}`".replace("|", "\\|")
 
 
-def reference() -> str:
+# The English texts of the generated sections; other languages take theirs from
+# docs/i18n/<lang>.yaml (same names under `text` and `headers`).
+ENGLISH = {
+    "text": {
+        "namespace": "Keys live under the `{project}:` namespace "
+        "(`pulumi config set --path {project}:backend.autoscaling.maxReplicas 12`).",
+        "profileDefault": "A key not set in the stack file takes the default of the stack's profile.",
+        "credentials": "Credentials (top-level keys, only ever set with `pulumi config set --secret KEY VALUE`; "
+        "each one left unset is generated once with `pulumi_random` and kept in the stack state):",
+    },
+    "headers": {
+        "key": "key",
+        "devDefault": "dev default",
+        "prodDefault": "prod default",
+        "meaning": "meaning",
+        "secretKey": "secret key",
+        "output": "output",
+        "secret": "secret",
+        "yes": "yes",
+        "no": "no",
+    },
+}
+
+
+def translations(lang: str) -> dict[str, Any]:
+    """The texts of the generated sections in ``lang``: ``text`` and ``headers`` (complete:
+    English where the data file lacks one), and ``keys``, ``shared``, ``secrets``, ``outputs``
+    (descriptions, as docs/i18n/<lang>.yaml has them; empty for English)."""
+    data: dict[str, Any] = {}
+    if lang != "en":
+        import yaml
+
+        data = yaml.safe_load((I18N / f"{lang}.yaml").read_text(encoding="utf-8")) or {}
+    return {
+        "text": ENGLISH["text"] | (data.get("text") or {}),
+        "headers": ENGLISH["headers"] | (data.get("headers") or {}),
+        **{part: data.get(part) or {} for part in ("keys", "shared", "secrets", "outputs")},
+    }
+
+
+def config_rows() -> list[tuple[str, str]]:
+    """(dotted config key, English description) for every config key, in README order."""
+    return _rows(PlatformSettings, "")
+
+
+def secret_rows() -> list[tuple[str, str]]:
+    """(secret key, English description) for every credential."""
+    return [(field.alias or name, field.description or "") for name, field in SecretSettings.model_fields.items()]
+
+
+def _config_description(texts: dict[str, Any], key: str, english: str) -> str | None:
+    return texts["keys"].get(key) or texts["shared"].get(english)
+
+
+def untranslated(lang: str) -> list[str]:
+    """What the README in ``lang`` would show in English: config keys, secret keys and
+    outputs without a description in docs/i18n/<lang>.yaml."""
+    from platform_stack import OUTPUTS
+
+    if lang == "en":
+        return []
+    texts = translations(lang)
+    missing = [f"config key {key}" for key, english in config_rows() if not _config_description(texts, key, english)]
+    missing += [f"secret key {key}" for key, _ in secret_rows() if not texts["secrets"].get(key)]
+    missing += [f"output {key}" for key in OUTPUTS if not texts["outputs"].get(key)]
+    return missing
+
+
+def reference(lang: str = "en") -> str:
+    texts = translations(lang)
+    text, header = texts["text"], texts["headers"]
     defaults = {stack: load_settings({}, stack=stack).model_dump(by_alias=True, mode="json") for stack in ("dev", "prod")}
     lines = [
-        f"Keys live under the `{PROJECT}:` namespace (`pulumi config set --path {PROJECT}:backend.autoscaling.maxReplicas 12`).",
-        "A key not set in the stack file takes the default of the stack's profile.",
+        text["namespace"].format(project=PROJECT),
+        text["profileDefault"],
         "",
-        "| key | dev default | prod default | meaning |",
+        f"| {header['key']} | {header['devDefault']} | {header['prodDefault']} | {header['meaning']} |",
         "|---|---|---|---|",
     ]
-    for key, description in _rows(PlatformSettings, ""):
+    for key, english in config_rows():
         dev, prod = (_show(_lookup(defaults[stack], key)) for stack in ("dev", "prod"))
-        lines.append(f"| `{key}` | {dev} | {prod} | {description} |")
+        lines.append(f"| `{key}` | {dev} | {prod} | {_config_description(texts, key, english) or english} |")
     lines += [
         "",
-        "Credentials (top-level keys, only ever set with `pulumi config set --secret KEY VALUE`; "
-        "each one left unset is generated once with `pulumi_random` and kept in the stack state):",
+        text["credentials"],
         "",
-        "| secret key | meaning |",
+        f"| {header['secretKey']} | {header['meaning']} |",
         "|---|---|",
     ]
-    for name, field in SecretSettings.model_fields.items():
-        lines.append(f"| `{field.alias or name}` | {field.description or ''} |")
+    for key, description in secret_rows():
+        lines.append(f"| `{key}` | {texts['secrets'].get(key) or description} |")
     return "\n".join(lines) + "\n"
 
 
-def outputs_contract() -> str:
+def outputs_contract(lang: str = "en") -> str:
     from platform_stack import OUTPUTS, SECRET_OUTPUTS
 
-    lines = ["| output | secret | meaning |", "|---|---|---|"]
+    header = translations(lang)["headers"]
+    described = translations(lang)["outputs"]
+    lines = [f"| {header['output']} | {header['secret']} | {header['meaning']} |", "|---|---|---|"]
     for key, description in OUTPUTS.items():
-        lines.append(f"| `{key}` | {'yes' if key in SECRET_OUTPUTS else 'no'} | {description} |")
+        secret = header["yes"] if key in SECRET_OUTPUTS else header["no"]
+        lines.append(f"| `{key}` | {secret} | {described.get(key) or description} |")
     return "\n".join(lines) + "\n"
 
 
@@ -113,15 +193,25 @@ def section(text: str, name: str) -> str:
     return text[start:end].strip("\n") + "\n"
 
 
-def main() -> int:
-    text = README.read_text()
-    for name, generate in SECTIONS.items():
-        start, end = _bounds(text, name)
-        text = text[:start] + "\n" + generate() + text[end:]
-    README.write_text(text)
-    print(f"reference sections written to {README.name}: {', '.join(SECTIONS)}")
+def main(languages: list[str]) -> int:
+    """Rewrite the generated sections of the README of each language given (default: all)."""
+    for lang in languages or READMES:
+        readme = READMES[lang]
+        text = readme.read_text(encoding="utf-8")
+        for name, generate in SECTIONS.items():
+            start, end = _bounds(text, name)
+            text = text[:start] + "\n" + generate(lang) + text[end:]
+        readme.write_text(text, encoding="utf-8")
+        print(f"reference sections written to {readme.name}: {', '.join(SECTIONS)}")
+        missing = untranslated(lang)
+        if missing:
+            print(
+                f"warning: {len(missing)} left in English in {readme.name} (add them to docs/i18n/{lang}.yaml): "
+                + ", ".join(missing),
+                file=sys.stderr,
+            )
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
