@@ -1,0 +1,338 @@
+"""Backups: scheduled logical backups of PostgreSQL and RDB snapshots of Redis.
+
+Two CronJobs, each running a script of components/files/backup/ from a ConfigMap:
+
+- ``<release>-backup-postgres``: ``pg_dump --format=custom`` of the application database
+  with the Patroni image (pg_dump of the server's major version), read from the replica
+  Service when there are replicas (the primary stays free for writes), as the superuser
+  whose password comes from the Patroni Secret as ``PGPASSWORD``;
+- ``<release>-backup-redis``: ``redis-cli --rdb`` against every master of the cluster with
+  the Redis image (``REDISCLI_AUTH`` from the Redis Secret): one RDB per master, streamed
+  over the network because the nodes' ReadWriteOnce volumes cannot be read by another pod.
+
+Destination ``pvc``: each CronJob writes into its own PersistentVolumeClaim, which Pulumi
+keeps (``retainOnDelete``) when backups are disabled or the stack is destroyed: deleting
+backups is never a side effect of a config change. Destination ``s3``: the backup is
+written into a scratch volume by an init container and uploaded by an AWS CLI container,
+with the keys from an existing Secret. Retention (a number of backups) is applied by the
+same run, after the new backup is complete and verified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as shapes
+from components.postgres_ha import POSTGRESQL_PORT, PatroniNames
+from components.redis_cluster import PASSWORD_KEY as REDIS_PASSWORD_KEY
+from components.redis_cluster import REDIS_UID
+from settings.backup import BackupSettings
+from settings.postgres import PatroniSettings
+from settings.redis import RedisClusterSettings
+
+FILES = Path(__file__).parent / "files" / "backup"
+SCRIPTS = ("common.sh", "backup-postgres.sh", "backup-redis.sh", "upload-s3.sh", "restore-postgres.sh", "restore-redis.sh")
+SCRIPTS_DIR = "/etc/backup"
+BACKUP_MOUNT = "/backup"
+SYSTEMS = ("postgres", "redis")
+
+
+@dataclass(frozen=True)
+class BackupsArgs:
+    release: str
+    namespace: str
+    settings: BackupSettings
+    patroni: PatroniSettings | None = None  # None: PostgreSQL is not deployed, nothing to dump
+    redis: RedisClusterSettings | None = None  # None: Redis is not deployed
+    storage_class: str = ""  # the platform-wide default when backup.storageClass is empty
+    image_pull_secrets: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BackupNames:
+    """Every name the component derives from the release."""
+
+    release: str
+
+    @property
+    def scripts(self) -> str:
+        return f"{self.release}-backup-scripts"
+
+    def cron_job(self, system: str) -> str:
+        return f"{self.release}-backup-{system}"
+
+    def claim(self, system: str) -> str:
+        return f"{self.release}-backup-{system}"
+
+    def redis_secret(self) -> str:
+        return f"{self.release}-redis-cluster-secret"  # components/redis_cluster.py
+
+    def redis_client_host(self, namespace: str) -> str:
+        return f"{self.release}-redis-cluster.{namespace}.svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one system's backup runs: image, user, script and env."""
+
+    system: str
+    image: str
+    pull_policy: str
+    uid: int
+    env: list[shapes.Obj]
+    schedule: str
+    retention: int
+    volume_size: str
+    active_deadline_seconds: int
+
+
+class Backups(pulumi.ComponentResource):
+    """The backup CronJobs, their scripts and (destination pvc) their volumes."""
+
+    files: dict[str, str]
+    """The scripts in the ConfigMap, as rendered."""
+    cron_jobs: dict[str, k8s.batch.v1.CronJob]
+    claims: dict[str, k8s.core.v1.PersistentVolumeClaim]
+
+    def __init__(self, name: str, args: BackupsArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-infra:index:Backups", name, {}, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        settings = args.settings
+        names = BackupNames(args.release)
+        self.files = render_files()
+        self.cron_jobs = {}
+        self.claims = {}
+        plans = _plans(args, names)
+
+        config_map = None
+        if plans:
+            config_map = k8s.core.v1.ConfigMap(
+                f"{name}-scripts",
+                metadata=shapes.metadata(names.scripts, args.namespace, shapes.common_labels(args.release, "backup", "backup")),
+                data=self.files,
+                opts=child,
+            )
+        for plan in plans:
+            labels = shapes.common_labels(args.release, f"backup-{plan.system}", "backup")
+            depends: list[pulumi.Resource] = [config_map] if config_map else []
+            if settings.destination == "pvc":
+                claim = k8s.core.v1.PersistentVolumeClaim(
+                    f"{name}-{plan.system}-claim",
+                    metadata=shapes.metadata(names.claim(plan.system), args.namespace, labels),
+                    spec=_claim_spec(plan, settings.storage_class or args.storage_class),
+                    # The backups outlive the config that made them: disabling backups,
+                    # switching to s3 or destroying the stack leaves this volume in place.
+                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                )
+                self.claims[plan.system] = claim
+                depends.append(claim)
+            self.cron_jobs[plan.system] = k8s.batch.v1.CronJob(
+                f"{name}-{plan.system}",
+                metadata=shapes.metadata(names.cron_job(plan.system), args.namespace, labels, _checkov_skips(plan)),
+                spec=_cron_job_spec(args, names, plan, labels, self.files),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            )
+        self.register_outputs({})
+
+
+def render_files() -> dict[str, str]:
+    """The ConfigMap's data: the scripts as they are (everything per-run is env)."""
+    return {script: (FILES / script).read_text() for script in SCRIPTS}
+
+
+# --- private builders ----------------------------------------------------------------
+
+
+def _plans(args: BackupsArgs, names: BackupNames) -> list[_Plan]:
+    settings = args.settings
+    if not settings.enabled:
+        return []
+    plans: list[_Plan] = []
+    if args.patroni is not None and settings.postgres.enabled:
+        patroni = args.patroni
+        patroni_names = PatroniNames(args.release)
+        # A replica when there is one: the dump's long read then runs beside the
+        # primary's writes instead of on the same server.
+        service = patroni_names.primary_service
+        if settings.postgres.source == "replica" and patroni.replica_count >= 2:
+            service = patroni_names.replica_service
+        plans.append(
+            _Plan(
+                system="postgres",
+                image=patroni.image.reference,
+                pull_policy=patroni.image.pull_policy,
+                uid=patroni.run_as_user,  # the image's postgres user
+                env=[
+                    shapes.env_value("PGHOST", f"{service}.{args.namespace}.svc.cluster.local"),
+                    shapes.env_value("PGPORT", str(POSTGRESQL_PORT)),
+                    shapes.env_value("PGDATABASE", patroni.postgresql.database),
+                    shapes.env_value("PGUSER", patroni.postgresql.username),
+                    shapes.env_from_secret("PGPASSWORD", patroni_names.secret, "superuser-password"),
+                    shapes.env_value("PGSSLMODE", "prefer"),
+                    # restore-postgres.sh writes to the primary whichever Service the dump reads.
+                    shapes.env_value("RESTORE_PGHOST", f"{patroni_names.primary_service}.{args.namespace}.svc.cluster.local"),
+                ],
+                schedule=settings.postgres.schedule,
+                retention=settings.postgres.retention,
+                volume_size=settings.postgres.volume_size,
+                active_deadline_seconds=settings.postgres.active_deadline_seconds,
+            )
+        )
+    if args.redis is not None and settings.redis.enabled:
+        redis = args.redis
+        plans.append(
+            _Plan(
+                system="redis",
+                image=redis.image.reference,
+                pull_policy=redis.image.pull_policy,
+                uid=REDIS_UID,
+                env=[
+                    shapes.env_value("REDIS_SEED_HOST", names.redis_client_host(args.namespace)),
+                    shapes.env_value("REDIS_PORT", str(redis.port)),
+                    shapes.env_from_secret("REDISCLI_AUTH", names.redis_secret(), REDIS_PASSWORD_KEY),
+                ],
+                schedule=settings.redis.schedule,
+                retention=settings.redis.retention,
+                volume_size=settings.redis.volume_size,
+                active_deadline_seconds=settings.redis.active_deadline_seconds,
+            )
+        )
+    return plans
+
+
+def _checkov_skips(plan: _Plan) -> dict[str, str]:
+    """Why checkov's findings do not apply to a backup CronJob (see components/k8s.py)."""
+    tool = {"postgres": "pg_dump reads PGPASSWORD", "redis": "redis-cli reads REDISCLI_AUTH (it has no password-file option)"}
+    return shapes.checkov_skips(
+        {
+            **shapes.PINNED_IMAGE_SKIPS,
+            "CKV_K8S_35": (
+                f"{tool.get(plan.system, 'the backup tool reads its password')} (and, for S3, the AWS CLI its keys) "
+                "from the environment, each from a Secret, never the pod spec; a file would have to be written first"
+            ),
+            "CKV_K8S_40": (
+                f"runs as uid {plan.uid}, the user of the {plan.system} image whose client it reuses, so the "
+                "dump files belong to the same user as the data they come from"
+            ),
+        }
+    )
+
+
+def _claim_spec(plan: _Plan, storage_class: str) -> shapes.Obj:
+    spec: shapes.Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": plan.volume_size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return spec
+
+
+def _backup_container(args: BackupsArgs, plan: _Plan, *, retention: int) -> shapes.Obj:
+    return {
+        "name": f"backup-{plan.system}",
+        "image": plan.image,
+        "imagePullPolicy": plan.pull_policy,
+        "command": ["bash", f"{SCRIPTS_DIR}/backup-{plan.system}.sh"],
+        "env": [
+            *plan.env,
+            shapes.env_value("BACKUP_DIR", BACKUP_MOUNT),
+            shapes.env_value("BACKUP_RETENTION", str(retention)),
+            shapes.env_value("HOME", "/tmp"),
+        ],
+        "resources": args.settings.resources.as_kubernetes(),
+        "securityContext": shapes.container_security_context(),
+        "volumeMounts": [
+            {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
+            {"name": "backup", "mountPath": BACKUP_MOUNT},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def _upload_container(args: BackupsArgs, plan: _Plan) -> shapes.Obj:
+    s3 = args.settings.s3
+    return {
+        "name": "upload",
+        "image": s3.image.reference,
+        "imagePullPolicy": s3.image.pull_policy,
+        # The image's entrypoint is `aws`; the script calls it.
+        "command": ["sh", f"{SCRIPTS_DIR}/upload-s3.sh", plan.system],
+        "env": [
+            shapes.env_from_secret("AWS_ACCESS_KEY_ID", s3.credentials_secret, s3.access_key_id_key),
+            shapes.env_from_secret("AWS_SECRET_ACCESS_KEY", s3.credentials_secret, s3.secret_access_key_key),
+            shapes.env_value("AWS_DEFAULT_REGION", s3.region),
+            shapes.env_value("S3_ENDPOINT", s3.endpoint),
+            shapes.env_value("S3_BUCKET", s3.bucket),
+            shapes.env_value("S3_PREFIX", s3.prefix),
+            shapes.env_value("S3_FORCE_PATH_STYLE", "true" if s3.force_path_style else "false"),
+            shapes.env_value("BACKUP_DIR", BACKUP_MOUNT),
+            shapes.env_value("BACKUP_RETENTION", str(plan.retention)),
+            shapes.env_value("HOME", "/tmp"),
+        ],
+        "resources": args.settings.resources.as_kubernetes(),
+        # The same user as the backup container, which wrote the files it uploads.
+        "securityContext": shapes.container_security_context(),
+        "volumeMounts": [
+            {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
+            {"name": "backup", "mountPath": BACKUP_MOUNT, "readOnly": True},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+
+
+def _cron_job_spec(
+    args: BackupsArgs, names: BackupNames, plan: _Plan, labels: dict[str, str], files: dict[str, str]
+) -> shapes.Obj:
+    settings = args.settings
+    volumes: list[shapes.Obj] = [
+        {"name": "scripts", "configMap": {"name": names.scripts, "defaultMode": 0o555}},
+        {"name": "tmp", "emptyDir": {}},
+    ]
+    if settings.destination == "pvc":
+        volumes.append({"name": "backup", "persistentVolumeClaim": {"claimName": names.claim(plan.system)}})
+        init_containers: list[shapes.Obj] = []
+        containers = [_backup_container(args, plan, retention=plan.retention)]
+    else:
+        # Scratch space for this run only; the retention applies in the bucket.
+        volumes.append({"name": "backup", "emptyDir": {}})
+        init_containers = [_backup_container(args, plan, retention=1)]
+        containers = [_upload_container(args, plan)]
+    pod: shapes.Obj = {
+        # Never: a failed attempt's pod stays for `kubectl logs`; the Job retries with a new pod.
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": shapes.pod_security_context(run_as_user=plan.uid, fs_group=plan.uid),
+        "containers": containers,
+        "volumes": volumes,
+    }
+    if init_containers:
+        pod["initContainers"] = init_containers
+    if args.image_pull_secrets:
+        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    return {
+        "schedule": plan.schedule,
+        "timeZone": settings.time_zone,
+        # A backup still running when the next is due: skip the next, never run two.
+        "concurrencyPolicy": "Forbid",
+        "startingDeadlineSeconds": settings.starting_deadline_seconds,
+        "successfulJobsHistoryLimit": settings.successful_jobs_history_limit,
+        "failedJobsHistoryLimit": settings.failed_jobs_history_limit,
+        "suspend": False,
+        "jobTemplate": {
+            "metadata": {"labels": labels},
+            "spec": {
+                "backoffLimit": settings.backoff_limit,
+                "activeDeadlineSeconds": plan.active_deadline_seconds,
+                "template": {
+                    "metadata": {
+                        "labels": labels,
+                        "annotations": {shapes.CONFIG_CHECKSUM: shapes.checksum(*(files[key] for key in sorted(files)))},
+                    },
+                    "spec": pod,
+                },
+            },
+        },
+    }
