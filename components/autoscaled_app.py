@@ -45,10 +45,11 @@ class AutoscaledApp(pulumi.ComponentResource):
         selector = shapes.selector_labels(args.release, args.app)
         labels = shapes.common_labels(args.release, args.app, args.app)
 
+        spec = _deployment_spec(args, full_name, selector, labels)
         self.deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=shapes.metadata(full_name, args.namespace, labels),
-            spec=_deployment_spec(args, full_name, selector, labels),
+            metadata=shapes.metadata(full_name, args.namespace, labels, _checkov_skips(args, spec)),
+            spec=spec,
             opts=child,
         )
         self.service = k8s.core.v1.Service(
@@ -122,7 +123,7 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
     ports = [{"name": "http", "containerPort": service.target_port, "protocol": "TCP"}]
     if service.https_target_port is not None:
         ports.append({"name": "https", "containerPort": service.https_target_port, "protocol": "TCP"})
-    low_ports = any(port["containerPort"] < 1024 for port in ports)
+    lowest_port = min(port["containerPort"] for port in ports)
     writable = ["/tmp", *(("/var/cache/nginx", "/var/run") if args.app == "nginx" else ())]
     volumes = [{"name": _volume_name(path), "emptyDir": {}} for path in writable]
     container: shapes.Obj = {
@@ -133,7 +134,7 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
         "resources": settings.resources.as_kubernetes(),
         "livenessProbe": _probe(settings.liveness_probe),
         "readinessProbe": _probe(settings.readiness_probe),
-        "securityContext": shapes.container_security_context(bind_low_ports=low_ports),
+        "securityContext": shapes.container_security_context(),
         # The root filesystem is read-only; these are the paths the image writes to.
         "volumeMounts": [{"name": _volume_name(path), "mountPath": path} for path in writable],
     }
@@ -144,7 +145,8 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
         # The apps do not call the Kubernetes API; no token is mounted for them to leak.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": shapes.pod_security_context(),
+        # A port below 1024 (nginx on 80/443) is opened by the sysctl, not by a capability.
+        "securityContext": shapes.pod_security_context(unprivileged_port_start=lowest_port if lowest_port < 1024 else None),
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
         "volumes": volumes,
@@ -153,6 +155,22 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
     if args.image_pull_secrets:
         pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
     return pod
+
+
+def _checkov_skips(args: AutoscaledAppArgs, spec: shapes.Obj) -> dict[str, str]:
+    reasons = {
+        **shapes.PINNED_IMAGE_SKIPS,
+        "CKV_K8S_40": (
+            f"runs as the non-root user the {args.app} image is built with (runAsNonRoot is enforced, every "
+            "capability dropped, root filesystem read-only); the application images fix no uid to override"
+        ),
+    }
+    if shapes.reads_secret_env(*spec["template"]["spec"]["containers"]):
+        reasons["CKV_K8S_35"] = (
+            f"the {args.app} reads its database, cache and signing credentials from environment variables "
+            "(the guide's contract, no file option); each comes from a Secret, never the pod spec"
+        )
+    return shapes.checkov_skips(reasons)
 
 
 def _volume_name(path: str) -> str:

@@ -51,8 +51,16 @@ def metadata(name: str, namespace: str, labels: Mapping[str, str], annotations: 
 RUNTIME_DEFAULT_SECCOMP: Obj = {"type": "RuntimeDefault"}
 
 
-def pod_security_context(*, run_as_user: int | None = None, fs_group: int | None = None) -> Obj:
+def pod_security_context(
+    *, run_as_user: int | None = None, fs_group: int | None = None, unprivileged_port_start: int | None = None
+) -> Obj:
+    """``unprivileged_port_start``: the lowest port a non-root process may bind in the
+    pod's own network namespace (a namespaced sysctl the restricted profile allows).
+    Unlike adding NET_BIND_SERVICE, it works for a non-root user without file
+    capabilities on the binary, and the container keeps every capability dropped."""
     context: Obj = {"runAsNonRoot": True, "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP)}
+    if unprivileged_port_start is not None:
+        context["sysctls"] = [{"name": "net.ipv4.ip_unprivileged_port_start", "value": str(unprivileged_port_start)}]
     if run_as_user is not None:
         context["runAsUser"] = run_as_user
         context["runAsGroup"] = run_as_user
@@ -77,6 +85,37 @@ def container_security_context(*, bind_low_ports: bool = False, read_only_root: 
         "capabilities": capabilities,
         "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
     }
+
+
+def checkov_skips(reasons: Mapping[str, str]) -> dict[str, str]:
+    """Annotations that record, on the object itself, why a checkov check does not apply
+    to it (``checkov.io/skipN: CKV_K8S_xx=reason``): the scan in tests/manifest/
+    test_checkov.py fails on any other finding and on a skip without a reason. Put them
+    on the metadata of the object checkov reports (the workload, not its pod template)."""
+    for check, reason in reasons.items():
+        # checkov splits the value on "=" and expects exactly two parts.
+        if not check.startswith("CKV") or not reason.strip() or "=" in check + reason:
+            raise ValueError(f"checkov skip {check!r} needs a check id and a reason without '=', got {reason!r}")
+    return {f"checkov.io/skip{index}": f"{check}={reasons[check]}" for index, check in enumerate(sorted(reasons), start=1)}
+
+
+# The skips every workload of the platform shares: its images are pinned by version tag.
+PINNED_IMAGE_SKIPS: dict[str, str] = {
+    "CKV_K8S_15": (
+        "IfNotPresent is deliberate: tags are pinned versions (prod refuses an empty tag and latest), so a "
+        "cached image is the same image, and a restarted or failed-over pod does not wait on the registry; "
+        "image.pullPolicy Always is still accepted"
+    ),
+    "CKV_K8S_43": (
+        "images are pinned by exact version tag from config (image.tag; prod refuses an empty tag and latest) "
+        "as the guide names them; the config has no digest field, so make tags immutable in the registry"
+    ),
+}
+
+
+def reads_secret_env(*containers: Obj) -> bool:
+    """Whether any container takes a Secret's value as an environment variable."""
+    return any("secretKeyRef" in (entry.get("valueFrom") or {}) for container in containers for entry in container.get("env", []))
 
 
 def pod_security_labels(level: str = "restricted") -> dict[str, str]:

@@ -39,6 +39,7 @@ DATA_MOUNT = "/var/lib/kafka/data"  # the apache/kafka image's VOLUME: the volum
 LOG_DIRS = f"{DATA_MOUNT}/kraft-logs"  # a subdirectory, so lost+found is never read as a partition
 CONFIG_MOUNT = "/etc/kafka/rendered"
 KAFKA_UID = 1000  # apache/kafka's appuser
+UI_UID = 65534
 CLUSTER_DOMAIN = "cluster.local"
 # The image's bin/ first, so the guide's `kubectl exec ... -- kafka-topics.sh` works as written.
 KAFKA_PATH = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -115,7 +116,7 @@ class KafkaKRaft(pulumi.ComponentResource):
             )
             self.stateful_sets[role.kind] = k8s.apps.v1.StatefulSet(
                 f"{prefix}-statefulset",
-                metadata=shapes.metadata(role.name, args.namespace, role.labels),
+                metadata=shapes.metadata(role.name, args.namespace, role.labels, shapes.checkov_skips(_CHECKOV_SKIPS)),
                 spec=_stateful_set_spec(args, role, secret_name, shapes.checksum(*(data[key] for key in sorted(data)))),
                 opts=child,
             )
@@ -178,7 +179,7 @@ class KafkaKRaft(pulumi.ComponentResource):
         }
         deployment = k8s.apps.v1.Deployment(
             f"{name}-exporter",
-            metadata=shapes.metadata(full_name, args.namespace, labels),
+            metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(shapes.PINNED_IMAGE_SKIPS)),
             spec={
                 "replicas": 1,
                 "selector": {"matchLabels": selector},
@@ -245,11 +246,13 @@ class KafkaKRaft(pulumi.ComponentResource):
             "securityContext": shapes.container_security_context(),
             "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
         }
-        pod = _plain_pod(args, container, run_as_user=KAFKA_UID)
+        # Kafka UI writes only /tmp (an emptyDir) and needs no particular uid: a high one
+        # cannot clash with a host user.
+        pod = _plain_pod(args, container, run_as_user=UI_UID)
         pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
         deployment = k8s.apps.v1.Deployment(
             f"{name}-ui",
-            metadata=shapes.metadata(full_name, args.namespace, labels),
+            metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(_UI_CHECKOV_SKIPS)),
             spec={
                 "replicas": 1,
                 "selector": {"matchLabels": selector},
@@ -523,6 +526,24 @@ def _kafka_pod(args: KafkaKRaftArgs, role: _Role, secret_name: str) -> shapes.Ob
     if args.image_pull_secrets:
         pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
     return pod
+
+
+# Why checkov's findings do not apply (see components/k8s.py).
+_CHECKOV_SKIPS = {
+    **shapes.PINNED_IMAGE_SKIPS,
+    "CKV_K8S_35": (
+        "the only Secret env is CLUSTER_ID, the KRaft cluster id, which is no credential (any client reads it "
+        "from the cluster metadata); it is in a Secret only so it is generated once"
+    ),
+    "CKV_K8S_40": f"runs as uid {KAFKA_UID}, the appuser of the apache/kafka image that owns /opt/kafka and the log dirs",
+}
+_UI_CHECKOV_SKIPS = {
+    **shapes.PINNED_IMAGE_SKIPS,
+    "CKV_K8S_35": (
+        "Kafka UI (Spring Boot) reads its login from SPRING_SECURITY_USER_NAME and _PASSWORD in the "
+        "environment, taken from the auth Secret, never the pod spec"
+    ),
+}
 
 
 def _tcp_probe(port: str, *, period: int, failures: int) -> shapes.Obj:

@@ -213,7 +213,7 @@ class PostgresHA(pulumi.ComponentResource):
 
         self.statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
-            metadata=shapes.metadata(names.statefulset, args.namespace, labels),
+            metadata=shapes.metadata(names.statefulset, args.namespace, labels, _checkov_skips(settings)),
             spec=_statefulset_spec(args, names, selector, pod_labels, self.files),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_binding, self.config_map, self.secret]),
         )
@@ -348,6 +348,26 @@ def _statefulset_spec(
         # Keep the volumes when members are removed: scaling back up reuses their data.
         spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
     return spec
+
+
+def _checkov_skips(settings: PatroniSettings) -> dict[str, str]:
+    reasons = {
+        **shapes.PINNED_IMAGE_SKIPS,
+        "CKV_K8S_35": (
+            "Patroni takes the superuser, replication and rewind passwords from PATRONI_* environment variables "
+            "or patroni.yml only; env from the Secret keeps them out of the ConfigMap and the pod spec"
+        ),
+        "CKV_K8S_38": (
+            "Patroni uses the Kubernetes API as its DCS (leader lock and member state in ConfigMaps, role labels "
+            "on pods); the token is bound to a Role limited to pods and configmaps in this namespace"
+        ),
+    }
+    if settings.run_as_user < 10000:
+        reasons["CKV_K8S_40"] = (
+            f"runs as uid {settings.run_as_user}, the postgres user images/patroni/Dockerfile creates and owns "
+            "PGDATA with (patroni.runAsUser must match the image); a higher uid needs a rebuilt image"
+        )
+    return shapes.checkov_skips(reasons)
 
 
 def _pod_spec(args: PostgresHAArgs, names: PatroniNames, selector: dict[str, str]) -> shapes.Obj:

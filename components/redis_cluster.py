@@ -133,7 +133,7 @@ class RedisCluster(pulumi.ComponentResource):
         job_env = _job_env(args, names)
         self.preflight_job = k8s.batch.v1.Job(
             f"{name}-preflight",
-            metadata=shapes.metadata(names.job("preflight", settings), args.namespace, labels, _JOB_ANNOTATIONS),
+            metadata=shapes.metadata(names.job("preflight", settings), args.namespace, labels, _job_annotations()),
             spec=_job_spec(args, names, "preflight", job_env, labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.secret, self.headless_service]),
         )
@@ -145,7 +145,7 @@ class RedisCluster(pulumi.ComponentResource):
         # shrink deletes out of the cluster.
         self.stateful_set = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
-            metadata=shapes.metadata(names.full, args.namespace, labels),
+            metadata=shapes.metadata(names.full, args.namespace, labels, shapes.checkov_skips(_CHECKOV_SKIPS)),
             spec=_stateful_set_spec(args, names, selector, labels, rollout),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service]
@@ -155,7 +155,7 @@ class RedisCluster(pulumi.ComponentResource):
         # creates (a deadlock otherwise). The Job waits for every pod itself.
         self.reconcile_job = k8s.batch.v1.Job(
             f"{name}-reconcile",
-            metadata=shapes.metadata(names.job("reconcile", settings), args.namespace, labels, _JOB_ANNOTATIONS),
+            metadata=shapes.metadata(names.job("reconcile", settings), args.namespace, labels, _job_annotations()),
             spec=_job_spec(args, names, "reconcile", job_env, labels),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service]
@@ -207,6 +207,22 @@ _JOB_ANNOTATIONS = {
     # instead of being left failed in the state.
     "pulumi.com/replaceUnready": "true",
 }
+# Why checkov's findings do not apply to the StatefulSet and the Jobs (see components/k8s.py).
+_CHECKOV_SKIPS = {
+    **shapes.PINNED_IMAGE_SKIPS,
+    "CKV_K8S_35": (
+        "redis-cli (start script, probes, preStop, Jobs) reads the password from REDISCLI_AUTH and "
+        "redis_exporter from REDIS_PASSWORD; redis-cli has no password-file option and -a would show it in ps"
+    ),
+    "CKV_K8S_40": (
+        f"runs as uid {REDIS_UID}, the redis user of the official redis image that owns /data "
+        f"(the exporter sidecar runs as {EXPORTER_UID})"
+    ),
+}
+
+
+def _job_annotations() -> dict[str, str]:
+    return {**_JOB_ANNOTATIONS, **shapes.checkov_skips(_CHECKOV_SKIPS)}
 
 
 @dataclass(frozen=True)
@@ -310,7 +326,7 @@ def _job_spec(args: RedisClusterArgs, names: _Names, mode: str, env: list[shapes
                 "imagePullPolicy": settings.image.pull_policy,
                 "command": ["bash", f"{CONFIG_DIR}/cluster-job.sh", mode],
                 "env": env,
-                "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
+                "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
                 "securityContext": shapes.container_security_context(),
                 "volumeMounts": [
                     {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
