@@ -31,7 +31,9 @@ test: install deps toolchain ## everything CI runs: lint, unit, manifest, confor
 	$(MAKE) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install ## unit and manifest tiers only (seconds; no real software needed)
+test-fast: install ## unit and manifest tiers only (minutes; installs only checkov and promtool)
+	bash tools/ci/install-checkov.sh
+	bash tools/ci/install-promtool.sh
 	$(PY) -m pytest tests/unit tests/manifest $(PYTEST_ARGS)
 
 lint: install ## ruff check and format check

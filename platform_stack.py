@@ -12,8 +12,11 @@ import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
 from components.autoscaled_app import AutoscaledApp, AutoscaledAppArgs
+from components.backups import Backups, BackupsArgs
 from components.credentials import credential
 from components.kafka_kraft import KafkaKRaft, KafkaKRaftArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from components.network_policy import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
 from components.postgres_ha import PostgresHA, PostgresHAArgs
 from components.redis_cluster import RedisCluster, RedisClusterArgs
 from settings import PlatformSettings
@@ -128,6 +131,21 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
         outputs |= kafka.stack_outputs
     else:
         outputs |= {"kafkaBootstrapServers": pulumi.Output.from_input(""), "kafkaUiUrl": pulumi.Output.from_input("")}
+    if settings.backup.enabled:
+        # Scheduled pg_dump and Redis snapshots, reading the passwords from the Secrets above.
+        Backups(
+            "backups",
+            BackupsArgs(
+                release=settings.release_name,
+                namespace=settings.namespace,
+                settings=settings.backup,
+                patroni=settings.patroni if settings.patroni.enabled else None,
+                redis=settings.redis_cluster if settings.redis_cluster.enabled else None,
+                storage_class=settings.storage_class,
+                image_pull_secrets=list(settings.image_pull_secrets),
+            ),
+            opts=in_namespace,
+        )
 
     app_secret = _app_secret(settings, in_namespace)
     backend_env += [
@@ -151,6 +169,14 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
             ),
             opts=in_namespace,
         )
+
+    if settings.monitoring.enabled:
+        # ServiceMonitors, PrometheusRules and Grafana dashboards (Prometheus Operator CRDs).
+        Monitoring("monitoring", MonitoringArgs(settings=settings), opts=in_namespace)
+
+    if settings.network_policy.enabled:
+        # Default deny in the namespace; each flow of the platform allowed by name.
+        PlatformNetworkPolicies("network-policies", PlatformNetworkPoliciesArgs(settings=settings), opts=in_namespace)
 
     outputs |= {
         "namespace": namespace.metadata.name,

@@ -77,6 +77,9 @@ _COMMON: dict[str, Any] = {
                 "maintenance_work_mem": "64MB",
                 "wal_level": "replica",
                 "hot_standby": "on",
+                # The nightly pg_dump reads a replica; without feedback a long dump is
+                # cancelled by recovery conflicts ("canceling statement due to conflict").
+                "hot_standby_feedback": "on",
                 "wal_log_hints": "on",
                 "max_wal_senders": 10,
                 "max_replication_slots": 10,
@@ -209,6 +212,25 @@ _COMMON: dict[str, Any] = {
         },
         "readinessProbe": {"path": "/", "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
     },
+    # Scheduled backups (components/backups.py): a pg_dump of the application database
+    # and an RDB snapshot of every Redis master, each on its own volume.
+    "backup": {
+        "enabled": True,
+        "destination": "pvc",
+        "timeZone": "Etc/UTC",
+        "postgres": {"enabled": True, "schedule": "0 2 * * *", "retention": 7, "source": "replica", "volumeSize": "20Gi"},
+        "redis": {"enabled": True, "schedule": "30 2 * * *", "retention": 7, "volumeSize": "10Gi"},
+        "resources": _resources("100m", "128Mi", "1000m", "512Mi"),
+        # destination s3: any S3-compatible store; the keys come from an existing Secret.
+        "s3": {
+            "endpoint": "",
+            "bucket": "",
+            "prefix": "ai-infra-matrix",
+            "region": "us-east-1",
+            "credentialsSecret": "",
+            "image": {"repository": "amazon/aws-cli", "tag": "2.22.35", "pullPolicy": "IfNotPresent"},
+        },
+    },
 }
 
 _DEV: dict[str, Any] = {"namespace": "ai-infra"}
@@ -246,6 +268,8 @@ _PROD: dict[str, Any] = {
         "service": {"type": "LoadBalancer", "httpsPort": 443, "httpsTargetPort": 443},
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5, "behavior": _behavior(2)},
     },
+    # Two weeks of dumps; the volumes sized for them.
+    "backup": {"postgres": {"retention": 14, "volumeSize": "100Gi"}, "redis": {"retention": 14, "volumeSize": "20Gi"}},
 }
 
 PROFILES = ("dev", "prod")

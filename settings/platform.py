@@ -7,9 +7,11 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from settings.apps import AppSettings
+from settings.backup import BackupSettings
 from settings.base import ConfigModel, DnsLabel, Problem
 from settings.kafka import KafkaSettings
 from settings.monitoring import MonitoringSettings
+from settings.network_policy import NetworkPolicySettings
 from settings.postgres import PatroniSettings
 from settings.redis import RedisClusterSettings
 
@@ -56,6 +58,10 @@ class PlatformSettings(ConfigModel):
     frontend: AppSettings = Field(description="frontend tier")
     nginx: AppSettings = Field(description="nginx entry point")
     monitoring: MonitoringSettings = Field(default=MonitoringSettings(), description="metrics scraping, alerts, dashboards")
+    backup: BackupSettings = Field(default=BackupSettings(), description="scheduled PostgreSQL dumps and Redis snapshots")
+    network_policy: NetworkPolicySettings = Field(
+        default=NetworkPolicySettings(), description="NetworkPolicies: default deny, the platform's flows allowed"
+    )
     secrets: SecretSettings = Field(default=SecretSettings(), exclude=True)
 
     @property
@@ -77,6 +83,8 @@ class PlatformSettings(ConfigModel):
         for name, app in self.apps.items():
             found += app.problems(name, production=production)
         found += self.monitoring.problems("monitoring", production=production)
+        found += self.backup.problems("backup", production=production)
+        found += self.network_policy.problems("networkPolicy", production=production)
         for field, value in self.secrets:
             if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
                 key = SecretSettings.model_fields[field].alias

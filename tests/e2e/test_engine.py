@@ -169,8 +169,13 @@ def test_a_consuming_project_reads_the_outputs(project):
     assert "postgresql://" not in result.stdout, "the database URL carries the password: it must stay secret"
 
 
-def test_destroy_of_the_rendered_dev_stack_keeps_only_the_namespace(project):
+def test_destroy_of_the_rendered_dev_stack_keeps_the_namespace_and_backup_volumes(project):
     project.run("destroy", "--yes", "--stack", "dev", env=render_env(project, "dev"))
-    # The namespace is retained on delete, so the volumes in it survive a destroy.
-    assert list(provider_manifests(render_dir(project) / "dev")) == [("Namespace", "ai-infra")]
+    # The namespace and the backup volumes are retained on delete: the data in them (and
+    # the StatefulSets' claims, which Kubernetes keeps) survives a destroy.
+    assert sorted(provider_manifests(render_dir(project) / "dev")) == [
+        ("Namespace", "ai-infra"),
+        ("PersistentVolumeClaim", "ai-infra-backup-postgres"),
+        ("PersistentVolumeClaim", "ai-infra-backup-redis"),
+    ]
     assert project.json("stack", "output", "--stack", "dev") == {}
