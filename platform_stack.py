@@ -91,10 +91,6 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
         )
         backend_env += postgres.backend_env
         outputs |= postgres.stack_outputs
-    else:
-        outputs |= {key: pulumi.Output.from_input("") for key in OUTPUTS if key.startswith("postgres")}
-        outputs["postgresPort"] = pulumi.Output.from_input(0)
-        outputs["postgresPassword"] = pulumi.Output.secret("")
     if settings.redis_cluster.enabled:
         redis = RedisCluster(
             "redis",
@@ -110,9 +106,6 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
         )
         backend_env += redis.backend_env
         outputs |= redis.stack_outputs
-    else:
-        outputs |= {"redisSeedHost": pulumi.Output.from_input(""), "redisPort": pulumi.Output.from_input(0)}
-        outputs["redisPassword"] = pulumi.Output.secret("")
     if settings.kafka.enabled:
         kafka = KafkaKRaft(
             "kafka",
@@ -129,8 +122,6 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
         )
         backend_env += kafka.backend_env
         outputs |= kafka.stack_outputs
-    else:
-        outputs |= {"kafkaBootstrapServers": pulumi.Output.from_input(""), "kafkaUiUrl": pulumi.Output.from_input("")}
     if settings.backup.enabled:
         # Scheduled pg_dump and Redis snapshots, reading the passwords from the Secrets above.
         Backups(
@@ -184,13 +175,22 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
         "appSecretName": app_secret.metadata.name,
         "nginxServiceType": pulumi.Output.from_input(settings.nginx.service.type),
     }
-    for app in ("backend", "frontend", "nginx"):
-        component = apps.get(app)
-        outputs[f"{app}Host"] = component.service_host if component else pulumi.Output.from_input("")
-        outputs[f"{app}Port"] = component.service_port if component else pulumi.Output.from_input(0)
-    nginx = apps.get("nginx")
-    outputs["nginxExternalAddress"] = nginx.service.status.apply(_external_address) if nginx else pulumi.Output.from_input("")
-    return outputs
+    for app, component in apps.items():
+        outputs[f"{app}Host"] = component.service_host
+        outputs[f"{app}Port"] = component.service_port
+    if "nginx" in apps:
+        outputs["nginxExternalAddress"] = apps["nginx"].service.status.apply(_external_address)
+    return outputs | _outputs_of_disabled_parts(outputs)
+
+
+def _outputs_of_disabled_parts(outputs: dict[str, pulumi.Output]) -> dict[str, pulumi.Output]:
+    """The contract keeps every key: what a disabled part would export is empty (0 for
+    ports), and still secret where the key is a secret output."""
+    empty = {key: 0 if key.endswith("Port") else "" for key in OUTPUTS if key not in outputs}
+    return {
+        key: pulumi.Output.secret(value) if key in SECRET_OUTPUTS else pulumi.Output.from_input(value)
+        for key, value in empty.items()
+    }
 
 
 def _provider(settings: PlatformSettings) -> k8s.Provider:

@@ -77,3 +77,14 @@ def test_render_twice_is_byte_identical(tmp_path):
         )
     for name in ("manifests.yaml", "outputs.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_disabled_parts_keep_every_output_key_empty_and_secrets_secret():
+    disabled = ("patroni", "redisCluster", "kafka", "backend", "frontend", "nginx")
+    rendered = render_stack("dev", *(f"{part}.enabled=false" for part in disabled))
+    assert set(rendered.outputs) == set(OUTPUTS)
+    assert rendered.secret_outputs == SECRET_OUTPUTS
+    assert rendered.outputs["postgresPrimaryHost"] == ""
+    assert rendered.outputs["postgresPort"] == 0
+    assert rendered.outputs["backendHost"] == ""
+    assert rendered.outputs["kafkaBootstrapServers"] == ""
