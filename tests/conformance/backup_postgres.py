@@ -12,12 +12,13 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.conformance.loopback import free_port
 
 INSTALL_SCRIPT = "tools/ci/install-postgres.sh"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -36,12 +37,6 @@ def missing_software() -> list[str]:
     except KeyError:
         missing.append(f"user {RUN_AS}")
     return missing
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def owned_directory(path: Path, mode: int = 0o700) -> Path:

@@ -59,12 +59,6 @@ def kafka_libs() -> Path:
     return libs
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # --- the rendered objects --------------------------------------------------------------
 
 

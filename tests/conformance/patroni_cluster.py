@@ -16,7 +16,6 @@ import pwd
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -28,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.conformance.loopback import free_port
 
 INSTALL_SCRIPT = "tools/ci/install-postgres.sh"
 VENV = Path(os.environ.get("AI_INFRA_PATRONI_VENV", "/opt/ai-infra-matrix/patroni-4.1.5"))
@@ -46,12 +47,6 @@ def missing_software() -> list[str]:
     except KeyError:
         missing.append(f"user {RUN_AS}")
     return missing
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:

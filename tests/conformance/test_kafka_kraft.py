@@ -28,7 +28,6 @@ import yaml
 
 from tests.conformance.kafka_cluster import (
     Node,
-    free_port,
     kafka_libs,
     kafka_version,
     localize,
@@ -40,6 +39,7 @@ from tests.conformance.kafka_cluster import (
     stop_all,
     wait_until,
 )
+from tests.conformance.loopback import free_port
 from tests.conftest import Objects, render_stack
 
 pytestmark = pytest.mark.conformance
