@@ -21,9 +21,6 @@ class AutoscaledAppArgs:
     image_pull_secrets: list[str] = field(default_factory=list)
     # Env the platform wires in (database host, Secret refs...), after the app's own env.
     extra_env: list[shapes.Obj] = field(default_factory=list)
-    # Inputs whose change must roll the pods although the pod spec does not show it
-    # (the content of a Secret the pods read, say).
-    rollout_triggers: list[str] = field(default_factory=list)
 
 
 class AutoscaledApp(pulumi.ComponentResource):
@@ -99,7 +96,7 @@ def _deployment_spec(args: AutoscaledAppArgs, full_name: str, selector: dict[str
         "minReadySeconds": 5,
         "revisionHistoryLimit": 5,
         "template": {
-            "metadata": _template_metadata(args, labels),
+            "metadata": {"labels": labels},
             "spec": _pod_spec(args, selector),
         },
     }
@@ -108,13 +105,6 @@ def _deployment_spec(args: AutoscaledAppArgs, full_name: str, selector: dict[str
         # every `pulumi up`.
         spec["replicas"] = settings.replica_count
     return spec
-
-
-def _template_metadata(args: AutoscaledAppArgs, labels: dict[str, str]) -> shapes.Obj:
-    template: shapes.Obj = {"labels": labels}
-    if args.rollout_triggers:
-        template["annotations"] = {shapes.CONFIG_CHECKSUM: shapes.checksum(*args.rollout_triggers)}
-    return template
 
 
 def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:

@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from settings import PROJECT, SECRET_KEYS, PlatformSettings, SettingsError, load_settings  # noqa: E402
+from settings import PROJECT, SECRET_KEYS, PlatformSettings, Problem, SettingsError, load_settings  # noqa: E402
 
 MASK = "[secret]"
 
@@ -76,7 +76,7 @@ def stack_config(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) -
     without the stack's passphrase."""
     path = root / f"Pulumi.{stack}.yaml"
     if not path.is_file():
-        raise SettingsError([_problem("stack", f"no stack file {path.name}; known stacks: {', '.join(known_stacks(root))}")])
+        raise SettingsError([Problem("stack", f"no stack file {path.name}; known stacks: {', '.join(known_stacks(root))}")])
     document = yaml.safe_load(path.read_text()) or {}
     raw: dict[str, Any] = {}
     secret_keys: set[str] = set()
@@ -106,11 +106,11 @@ def _parse_override(text: str) -> tuple[str, Any]:
     key, separator, value = text.partition("=")
     key = key.strip().removeprefix(f"{PROJECT}:")
     if not separator or not key:
-        raise SettingsError([_problem("--set", f"{text!r} is not KEY=VALUE (e.g. --set kafka.replicaCount=5)")])
+        raise SettingsError([Problem("--set", f"{text!r} is not KEY=VALUE (e.g. --set kafka.replicaCount=5)")])
     try:
         return key, yaml.safe_load(value) if value != "" else ""
     except yaml.YAMLError as error:
-        raise SettingsError([_problem(key, f"value {value!r} given with --set is not valid YAML: {error}")]) from None
+        raise SettingsError([Problem(key, f"value {value!r} given with --set is not valid YAML: {error}")]) from None
 
 
 def _set_path(config: dict[str, Any], parts: list[str], value: Any) -> None:
@@ -119,16 +119,10 @@ def _set_path(config: dict[str, Any], parts: list[str], value: Any) -> None:
         child = node.get(part)
         if not isinstance(child, dict):
             if child is not None:
-                raise SettingsError([_problem(".".join(parts[: index + 1]), "is not an object; cannot set a key inside it")])
+                raise SettingsError([Problem(".".join(parts[: index + 1]), "is not an object; cannot set a key inside it")])
             child = node[part] = {}
         node = child
     node[parts[-1]] = value
-
-
-def _problem(key: str, message: str):
-    from settings import Problem
-
-    return Problem(key, message)
 
 
 # --- evaluation under mocks -------------------------------------------------------------
