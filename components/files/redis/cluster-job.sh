@@ -389,11 +389,27 @@ reconcile() {
     fix_open_slots
     rebalance --cluster-use-empty-masters
 
-    balance_replicas
-    wait_converged
+    # A REPLICATE reaches the seed's view by gossip, so one pass can act on a stale view:
+    # balance until the converged cluster really has R replicas per master, else fail
+    # (the Job retries) rather than report a spread that does not hold.
+    for _ in 1 2 3; do
+        balance_replicas
+        wait_converged
+        replicas_balanced && break
+    done
+    replicas_balanced || die "replicas are not spread $R per master: $(topology | awk '$2 == "slave" { print $1 "->" $3 }' | tr '\n' ' ')"
     masters=$(topology | awk '$2 == "master" && $4 > 0' | wc -l)
     [ "$masters" -eq "$M" ] || die "expected $M masters owning slots, found $masters"
     log "reconcile: cluster ok: $M masters with $R replicas each, all $SLOTS slots covered"
+}
+
+# Every master owning slots has exactly R replicas, and no replica follows a master
+# without slots.
+replicas_balanced() {
+    topology | awk -v R="$R" '
+        $2 == "master" && $4 > 0 { count[$1] += 0 }
+        $2 == "slave" { count[$3]++ }
+        END { for (m in count) if (count[m] != R) exit 1 }'
 }
 
 # Every master owning slots gets R replicas: a replica of a master that has too many,
