@@ -7,11 +7,14 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+NODES ?= 1
+CLUSTER := $(PYTHON) -m tools.cluster
 
-.PHONY: help install deps toolchain test test-fast lint format render bench docs up preview destroy clean
+.PHONY: help install deps toolchain test test-fast lint format render bench docs up preview destroy clean \
+	cluster-build cluster-up cluster-down cluster-status images
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +30,7 @@ deps: ## install the real software the conformance tests run (apt, PyPI, Maven)
 toolchain: ## build (or reuse) the Pulumi CLI and plugins from Go modules
 	bash tools/toolchain.sh
 
-test: install deps toolchain ## everything CI runs: lint, unit, manifest, conformance, e2e
+test: install deps toolchain cluster-build ## everything CI runs: lint, unit, manifest, conformance, e2e, cluster
 	$(MAKE) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -61,6 +64,21 @@ preview: install ## pulumi preview for STACK
 
 destroy: install ## pulumi destroy for STACK
 	bash tools/stack.sh destroy $(STACK)
+
+cluster-build: ## build (or reuse) the local cluster's binaries and add-on images, cached by version
+	$(CLUSTER) build
+
+cluster-up: ## start (or grow) the local multi-node Kubernetes cluster: NODES=n (default 1); root, Linux
+	$(CLUSTER) up --nodes $(NODES)
+
+cluster-down: ## stop the local cluster and remove its namespaces, cgroups and state (caches stay)
+	$(CLUSTER) down
+
+cluster-status: ## say what of the local cluster runs
+	$(CLUSTER) status
+
+images: ## build images/*/Dockerfile on the offline Debian base; push them to the local cluster if it runs
+	$(CLUSTER) images --push
 
 clean: ## remove rendered output and caches (keeps .venv and the local Pulumi state)
 	rm -rf rendered out .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,56 @@
+"""Nodes, zones, scheduling on every node, the add-ons, and resource metrics."""
+
+from __future__ import annotations
+
+import re
+
+from tests.cluster.conftest import NODES, Cluster, pod_ready, toolbox_pod
+from tools.cluster import addons
+
+
+def test_every_node_is_ready_in_three_zones(cluster: Cluster) -> None:
+    nodes = cluster.nodes()
+    assert len(nodes) >= NODES
+    for item in nodes:
+        ready = [c for c in item["status"]["conditions"] if c["type"] == "Ready"]
+        assert ready and ready[0]["status"] == "True", f"{item['metadata']['name']}: {ready}"
+        labels = item["metadata"]["labels"]
+        assert labels["kubernetes.io/hostname"] == item["metadata"]["name"]
+        assert item["spec"].get("podCIDR"), f"{item['metadata']['name']} has no pod CIDR"
+    zones = {item["metadata"]["labels"].get("topology.kubernetes.io/zone") for item in nodes}
+    assert zones == {"zone-a", "zone-b", "zone-c"}
+
+
+def test_every_addon_is_ready(cluster: Cluster) -> None:
+    for namespace, workload in addons.WORKLOADS:
+        kind, name = workload.split("/")
+        obj = cluster.get("-n", namespace, kind, name)
+        if kind == "daemonset":
+            assert obj["status"]["numberReady"] == obj["status"]["desiredNumberScheduled"] == len(cluster.nodes())
+        else:
+            assert obj["status"].get("readyReplicas") == obj["spec"]["replicas"], f"{namespace}/{workload}: {obj['status']}"
+
+
+def test_a_pod_runs_on_every_node(cluster: Cluster, namespace: str) -> None:
+    names = [n["metadata"]["name"] for n in cluster.nodes()]
+    cluster.apply(*(toolbox_pod(f"on-{n}", command="sleep 3600", node=n) for n in names))
+    for n in names:
+        cluster.wait(f"pod on-{n} Ready", lambda n=n: pod_ready(cluster, namespace, f"on-{n}"))
+    placed = {p["spec"]["nodeName"] for p in cluster.get("-n", namespace, "pods")["items"]}
+    assert placed == set(names)
+
+
+def test_kubectl_top_reports_cpu_and_memory(cluster: Cluster, namespace: str) -> None:
+    cluster.apply(toolbox_pod("busy", command="while :; do :; done"))
+    cluster.wait("pod busy Ready", lambda: pod_ready(cluster, namespace, "busy"))
+
+    def figures() -> bool:
+        out = cluster.kubectl("top", "pods", "-n", namespace, "--no-headers", check=False)
+        return bool(re.search(r"^busy\s+\d+m\s+\d+Mi", out, re.MULTILINE))
+
+    # metrics-server scrapes every 15 s and needs two samples for a CPU rate
+    cluster.wait("kubectl top pods to show busy's CPU and memory", figures, timeout=120, interval=5)
+    cpu = int(re.search(r"^busy\s+(\d+)m", cluster.kubectl("top", "pods", "-n", namespace, "--no-headers"), re.M).group(1))
+    assert cpu > 100, f"a busy loop should use more than 100m CPU, top says {cpu}m"
+    nodes = cluster.kubectl("top", "nodes", "--no-headers")
+    assert len(nodes.strip().splitlines()) == len(cluster.nodes())

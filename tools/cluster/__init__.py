@@ -1,0 +1,1 @@
+"""The local multi-node Kubernetes cluster, built from source (`make cluster-up`)."""

@@ -1,0 +1,328 @@
+"""Images without Docker Hub: a Debian base made with mmdebstrap, the add-ons' images built
+from their Go binaries, and the project's images/*/Dockerfile, all with buildah.
+
+- The base, ``localhost/ai-infra-matrix/debian:bookworm-slim``, is mmdebstrap's minbase
+  variant of the suite with the same dpkg path excludes as the official slim image (no man
+  pages, docs, info or locales), so it stands in for ``debian:bookworm-slim``.
+- Add-on images are ``FROM scratch`` with one static binary where the program needs nothing
+  else; kube-router gets the base plus Debian's iptables and ipset, which it runs.
+- Every image is cached by a key of its inputs (binary digest, recipe, base key): an
+  unchanged image is never rebuilt, and each add-on image is kept as a docker-archive under
+  ``CACHE/images`` for the nodes to import before the kubelet starts.
+
+buildah keeps its store under ``CACHE/buildah`` with its own network and registry config,
+so it neither writes /etc/cni nor ever asks a public registry for an image: every FROM is
+resolved in the local store (``--pull=never``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools.cluster import layout, versions
+from tools.cluster.node import PAUSE_IMAGE
+from tools.cluster.util import CACHE, REPO, ClusterError, digest, fmt_seconds, run, say
+
+LOCAL = "localhost/ai-infra-matrix"
+BASE_IMAGE = f"{LOCAL}/debian:{versions.DEBIAN_SUITE}-slim"
+IMAGES = CACHE / "images"
+BUILDAH = CACHE / "buildah"
+MIRROR = "http://deb.debian.org/debian"
+SECURITY_MIRROR = "http://deb.debian.org/debian-security"
+# the official slim image's /etc/dpkg/dpkg.cfg.d/docker, as mmdebstrap options
+SLIM_DPKG_OPTIONS = (
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/info/*",
+    "path-exclude=/usr/share/locale/*",
+    "path-exclude=/usr/share/groff/*",
+    "path-exclude=/usr/share/lintian/*",
+    "path-exclude=/usr/share/linda/*",
+)
+
+
+@dataclass(frozen=True)
+class AddonImage:
+    """An add-on image: a static binary, from scratch or on the base with Debian packages."""
+
+    name: str
+    version: str
+    binary: str  # key into the built binaries
+    entrypoint: tuple[str, ...]
+    user: str = "65532:65532"
+    debian_packages: tuple[str, ...] = ()  # non-empty: FROM the base, apt-get install these
+    busybox: tuple[str, ...] = ()  # Debian's static busybox and these applets ("*": all of them)
+
+    @property
+    def ref(self) -> str:
+        return f"{LOCAL}/{self.name}:{self.version}"
+
+
+ADDON_IMAGES: tuple[AddonImage, ...] = (
+    AddonImage("coredns", versions.COREDNS, "coredns", ("/coredns",)),
+    AddonImage("registry", versions.DISTRIBUTION, "registry", ("/registry", "serve", "/etc/distribution/config.yml")),
+    AddonImage("metrics-server", versions.METRICS_SERVER, "metrics-server", ("/metrics-server",)),
+    AddonImage("local-path-provisioner", versions.LOCAL_PATH_PROVISIONER, "local-path-provisioner", ("/local-path-provisioner",)),
+    # local-path's helper pod runs `sh /script/setup` (mkdir) and teardown (rm) on the node
+    AddonImage(
+        "local-path-helper",
+        versions.LOCAL_PATH_PROVISIONER,
+        "",
+        ("/bin/sh",),
+        user="0:0",
+        busybox=("sh", "mkdir", "rm", "ls", "cat", "chmod"),
+    ),
+    AddonImage(
+        "kube-router",
+        versions.KUBE_ROUTER,
+        "kube-router",
+        ("/usr/local/bin/kube-router",),
+        user="0:0",
+        debian_packages=("iptables", "ipset", "conntrack"),
+    ),
+)
+
+
+# A busybox image in the in-cluster registry, pulled by reference: for debugging pods
+# (`kubectl run -it --image=<TOOLBOX_REF>`) and for the cluster tier's tests.
+TOOLBOX = AddonImage("toolbox", "busybox-1.35", "", ("/bin/sh",), busybox=("*",))
+TOOLBOX_REF = f"{layout.REGISTRY_HOST}/ai-infra-matrix/toolbox:{TOOLBOX.version}"
+
+
+def buildah(*args: str | Path, timeout: float = 1800) -> str:
+    return run(["buildah", *args], env=_buildah_env(), timeout=timeout).stdout
+
+
+def _buildah_env() -> dict[str, str]:
+    """buildah's store, network config and registry policy, all under CACHE/buildah."""
+    conf = BUILDAH / "conf"
+    if not (conf / "registries.conf").exists():
+        conf.mkdir(parents=True, exist_ok=True)
+        (BUILDAH / "cni").mkdir(exist_ok=True)
+        (conf / "storage.conf").write_text(
+            f'[storage]\ndriver = "overlay"\ngraphroot = "{BUILDAH / "storage"}"\nrunroot = "{BUILDAH / "run"}"\n'
+        )
+        (conf / "containers.conf").write_text(
+            f'[network]\nnetwork_config_dir = "{BUILDAH / "cni"}"\ncni_plugin_dirs = ["/usr/lib/cni"]\n'
+        )
+        public = ("docker.io", "quay.io", "ghcr.io", "registry.k8s.io", "gcr.io")
+        blocked = "".join(f'\n[[registry]]\nlocation = "{r}"\nblocked = true\n' for r in public)
+        (conf / "registries.conf").write_text(f"unqualified-search-registries = []\n{blocked}")
+        (conf / "policy.json").write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}) + "\n")
+    return {
+        "CONTAINERS_STORAGE_CONF": str(conf / "storage.conf"),
+        "CONTAINERS_CONF": str(conf / "containers.conf"),
+        "CONTAINERS_REGISTRIES_CONF": str(conf / "registries.conf"),
+        "BUILDAH_ISOLATION": "chroot",
+        "STORAGE_DRIVER": "overlay",
+    }
+
+
+def _stamp(name: str) -> Path:
+    return IMAGES / f"{name}.key"
+
+
+def _present(ref: str, key: str, name: str) -> bool:
+    stamp = _stamp(name)
+    if not stamp.exists() or stamp.read_text().strip() != key:
+        return False
+    result = run(["buildah", "inspect", "--type", "image", ref], env=_buildah_env(), check=False)
+    return result.returncode == 0
+
+
+def ensure_base() -> str:
+    """The Debian base image in buildah's store; returns its cache key."""
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    key = digest(versions.DEBIAN_SUITE, MIRROR, SECURITY_MIRROR, *SLIM_DPKG_OPTIONS)
+    if _present(BASE_IMAGE, key, "base"):
+        return key
+    tar = IMAGES / f"debian-{versions.DEBIAN_SUITE}-{key}.tar"
+    if not tar.exists():
+        say(f"building the Debian {versions.DEBIAN_SUITE} base with mmdebstrap from {MIRROR} (cold: ~1 min) ...")
+        start = time.monotonic()
+        suite = versions.DEBIAN_SUITE
+        sources = [
+            f"deb {MIRROR} {suite} main",
+            f"deb {MIRROR} {suite}-updates main",
+            f"deb {SECURITY_MIRROR} {suite}-security main",
+        ]
+        partial = tar.with_suffix(".partial")
+        run(
+            ["mmdebstrap", "--variant=minbase", "--format=tar", *(f"--dpkgopt={o}" for o in SLIM_DPKG_OPTIONS),
+             "--aptopt=Acquire::Languages \"none\"", suite, partial, *sources],
+            timeout=1800,
+        )  # fmt: skip
+        partial.rename(tar)
+        say(f"base root filesystem ready in {fmt_seconds(time.monotonic() - start)} ({tar.stat().st_size >> 20} MB)")
+    container = buildah("from", "scratch").strip()
+    try:
+        buildah("add", container, tar, "/")
+        buildah("config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--cmd", "bash", "--label", f"ai-infra-matrix.input={key}", container)  # fmt: skip
+        buildah("commit", "--rm", container, BASE_IMAGE)
+    except ClusterError:
+        run(["buildah", "rm", container], env=_buildah_env(), check=False)
+        raise
+    _stamp("base").write_text(key + "\n")
+    return key
+
+
+def ensure_addon_images(binaries: dict[str, Path]) -> list[Path]:
+    """Build (or reuse) every add-on image and the pause image; return their archives."""
+    base_key = ensure_base() if any(i.debian_packages for i in ADDON_IMAGES) else ""
+    archives = [_pause_image()]
+    for image in ADDON_IMAGES:
+        archives.append(_addon_image(image, binaries, base_key))
+    return archives
+
+
+def push_toolbox(registry_port: int) -> str:
+    """Build (or reuse) the toolbox image and push it to the cluster's registry."""
+    _addon_image(TOOLBOX, {}, "")
+    target = TOOLBOX_REF.replace(layout.REGISTRY_HOST, f"127.0.0.1:{registry_port}")
+    buildah("push", "--tls-verify=false", TOOLBOX.ref, f"docker://{target}")
+    return TOOLBOX_REF
+
+
+def _archive(name: str, key: str) -> Path:
+    return IMAGES / f"{name}-{key}.docker.tar"
+
+
+def _export(ref: str, name: str, key: str) -> Path:
+    archive = _archive(name, key)
+    if not archive.exists():
+        partial = archive.with_suffix(".partial")
+        partial.unlink(missing_ok=True)
+        buildah("push", ref, f"docker-archive:{partial}:{ref}")
+        partial.rename(archive)
+        for old in IMAGES.glob(f"{name}-*.docker.tar"):
+            if old != archive:
+                old.unlink()
+    return archive
+
+
+def _pause_image() -> Path:
+    source = Path(__file__).with_name("pause.c")
+    key = digest(source, "gcc -static -O2 -s")
+    if not _present(PAUSE_IMAGE, key, "pause"):
+        with tempfile.TemporaryDirectory() as tmp:
+            run(["gcc", "-static", "-O2", "-s", "-o", f"{tmp}/pause", source])
+            _from_scratch(PAUSE_IMAGE, Path(tmp), ("/pause",), "65535:65535", key)
+        _stamp("pause").write_text(key + "\n")
+    return _export(PAUSE_IMAGE, "pause", key)
+
+
+def _addon_image(image: AddonImage, binaries: dict[str, Path], base_key: str) -> Path:
+    binary = binaries[image.binary] if image.binary else Path(shutil.which("busybox") or "/bin/busybox")
+    recipe = json.dumps(image.__dict__, sort_keys=True)
+    key = digest(recipe, binary, base_key if image.debian_packages else "")
+    if not _present(image.ref, key, image.name):
+        say(f"building image {image.ref} ...")
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            if image.busybox:
+                (root / "bin").mkdir()
+                shutil.copy2(binary, root / "bin" / "busybox")
+                applets = run([binary, "--list"]).stdout.split() if image.busybox == ("*",) else image.busybox
+                for applet in applets:
+                    if applet != "busybox":
+                        (root / "bin" / applet).symlink_to("busybox")
+            elif image.debian_packages:
+                (root / "usr" / "local" / "bin").mkdir(parents=True)
+                shutil.copy2(binary, root / "usr" / "local" / "bin" / binary.name)
+            else:
+                shutil.copy2(binary, root / binary.name)
+            if image.debian_packages:
+                _on_base(image, root, key)
+            else:
+                _from_scratch(image.ref, root, image.entrypoint, image.user, key)
+        _stamp(image.name).write_text(key + "\n")
+    return _export(image.ref, image.name, key)
+
+
+def _from_scratch(ref: str, root: Path, entrypoint: tuple[str, ...], user: str, key: str) -> None:
+    container = buildah("from", "scratch").strip()
+    try:
+        buildah("add", container, f"{root}/.", "/")
+        buildah("config", "--entrypoint", json.dumps(list(entrypoint)), "--user", user,
+                "--label", f"ai-infra-matrix.input={key}", container)  # fmt: skip
+        buildah("commit", "--rm", container, ref)
+    except ClusterError:
+        run(["buildah", "rm", container], env=_buildah_env(), check=False)
+        raise
+
+
+def _on_base(image: AddonImage, root: Path, key: str) -> None:
+    packages = " ".join(image.debian_packages)
+    (root / "Containerfile").write_text(
+        f"FROM {BASE_IMAGE}\n"
+        "RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+        f"{packages} && rm -rf /var/lib/apt/lists/*\n"
+        "COPY usr /usr\n"
+        f"USER {image.user}\n"
+        f"ENTRYPOINT {json.dumps(list(image.entrypoint))}\n"
+        f"LABEL ai-infra-matrix.input={key}\n"
+    )
+    buildah("bud", "--pull=never", "--layers=false", "-f", root / "Containerfile", "-t", image.ref, root)
+
+
+# ------------------------------------------------------------- project images ---
+
+
+@dataclass(frozen=True)
+class ProjectImage:
+    directory: Path
+    repository: str
+    tag: str
+
+    @property
+    def ref(self) -> str:
+        return f"{layout.REGISTRY_HOST}/{self.repository}:{self.tag}"
+
+
+def project_images() -> list[ProjectImage]:
+    """Every images/*/Dockerfile, named by its org.opencontainers.image.title/version labels."""
+    found = []
+    for dockerfile in sorted((REPO / "images").glob("*/Dockerfile")):
+        text = dockerfile.read_text()
+        labels = dict(re.findall(r'org\.opencontainers\.image\.(title|version)="([^"]+)"', text))
+        if "title" not in labels or "version" not in labels:
+            raise ClusterError(
+                f"{dockerfile.relative_to(REPO)} has no LABEL org.opencontainers.image.title=... and "
+                '...version=...; add them (e.g. title="ai-infra-patroni" version="4.1.5-pg15") so `make images` can tag it'
+            )
+        found.append(ProjectImage(dockerfile.parent, labels["title"], labels["version"]))
+    return found
+
+
+def build_project_images(only: tuple[str, ...] = ()) -> list[ProjectImage]:
+    base_key = ensure_base()
+    built = []
+    for image in project_images():
+        if only and image.directory.name not in only:
+            continue
+        files = sorted(p for p in image.directory.rglob("*") if p.is_file())
+        key = digest(base_key, *(str(p.relative_to(image.directory)) for p in files), *files)
+        if not _present(image.ref, key, f"project-{image.directory.name}"):
+            start = time.monotonic()
+            say(f"building {image.ref} from {image.directory.relative_to(REPO)}/Dockerfile on {BASE_IMAGE} ...")
+            buildah("bud", "--pull=never", "--layers=false", "--build-arg", f"BASE={BASE_IMAGE}",
+                    "--label", f"ai-infra-matrix.input={key}", "-t", image.ref, image.directory, timeout=3600)  # fmt: skip
+            _stamp(f"project-{image.directory.name}").write_text(key + "\n")
+            say(f"built {image.ref} in {fmt_seconds(time.monotonic() - start)}")
+        built.append(image)
+    return built
+
+
+def push(images: list[ProjectImage], registry_port: int) -> None:
+    for image in images:
+        target = f"127.0.0.1:{registry_port}/{image.repository}:{image.tag}"
+        buildah("push", "--tls-verify=false", image.ref, f"docker://{target}")
+        say(f"pushed {image.ref}")
