@@ -57,8 +57,9 @@ class Cluster:
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json"))
 
-    def apply(self, *objects: dict[str, Any]) -> None:
-        self.kubectl("apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)}))
+    def apply(self, namespace: str, *objects: dict[str, Any]) -> None:
+        document = json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+        self.kubectl("-n", namespace, "apply", "-f", "-", input_text=document)
 
     def nodes(self) -> list[dict[str, Any]]:
         return self.get("nodes")["items"]

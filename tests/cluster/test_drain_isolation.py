@@ -16,7 +16,7 @@ def test_drain_evicts_a_nodes_pods_and_they_come_back_elsewhere(cluster: Cluster
     template.pop("kind")
     template["metadata"] = {"labels": {"app": "spread"}}
     template["spec"]["topologySpreadConstraints"] = [
-        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "DoNotSchedule",
+        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname", "whenUnsatisfiable": "ScheduleAnyway",
          "labelSelector": {"matchLabels": {"app": "spread"}}}
     ]  # fmt: skip
     deployment = {
@@ -25,7 +25,7 @@ def test_drain_evicts_a_nodes_pods_and_they_come_back_elsewhere(cluster: Cluster
         "metadata": {"name": "spread"},
         "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "spread"}}, "template": template},
     }
-    cluster.apply(deployment)
+    cluster.apply(namespace, deployment)
     cluster.kubectl("-n", namespace, "rollout", "status", "deployment/spread", "--timeout=120s", timeout=130)
     registry_node = cluster.get("-n", "kube-system", "pods", "-l", "k8s-app=registry")["items"][0]["spec"]["nodeName"]
     pods = cluster.get("-n", namespace, "pods", "-l", "app=spread")["items"]
@@ -39,7 +39,6 @@ def test_drain_evicts_a_nodes_pods_and_they_come_back_elsewhere(cluster: Cluster
             running = [p for p in now if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")]
             return len(running) == 3 and all(p["spec"]["nodeName"] != victim for p in running)
 
-        # the spread allows a skew of 1, so with one node cordoned the third pod lands beside another
         cluster.wait(f"3 spread pods Running off {victim}", rescheduled, timeout=120)
         names = {p["metadata"]["name"] for p in cluster.get("-n", namespace, "pods", "-l", "app=spread")["items"]}
         assert not (evicted & names), f"pods {evicted & names} were not evicted from {victim}"

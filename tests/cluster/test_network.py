@@ -7,7 +7,7 @@ from typing import Any
 
 from tests.cluster.conftest import Cluster, pod_exec, pod_ready, toolbox_pod
 
-WEB = "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && httpd -f -p 8080 -h /www"
+WEB = "mkdir -p /tmp/www && echo hello-from-$(hostname) > /tmp/www/index.html && httpd -f -p 8080 -h /tmp/www"
 
 
 def _nodes(cluster: Cluster) -> list[str]:
@@ -43,19 +43,22 @@ def test_dns_resolves_services_pods_and_other_namespaces(cluster: Cluster, names
     statefulset["spec"]["template"].pop("apiVersion")
     statefulset["spec"]["template"].pop("kind")
     headless = _service("web", "web", clusterIP="None")
-    cluster.apply(statefulset, headless, toolbox_pod("client", command="sleep 3600"))
+    cluster.apply(namespace, statefulset, headless, toolbox_pod("client", command="sleep 3600"))
     cluster.wait(
         "web-0 and client Ready", lambda: pod_ready(cluster, namespace, "web-0") and pod_ready(cluster, namespace, "client")
     )
     web_ip = cluster.get("-n", namespace, "pod", "web-0")["status"]["podIP"]
     names = {
-        "kubernetes.default": "10.96.0.1",  # a Service, by its short name from another namespace
+        "kubernetes.default.svc.cluster.local": "10.96.0.1",  # a Service
         f"web-0.web.{namespace}.svc.cluster.local": web_ip,  # a headless StatefulSet pod
         "kube-dns.kube-system.svc.cluster.local": "10.96.0.10",  # a name in another namespace
     }
     for name, address in names.items():
         code, out = pod_exec(cluster, namespace, "client", f"nslookup {name}")
         assert code == 0 and address in out, f"nslookup {name}: expected {address}:\n{out}"
+    # a short name through the pod's search path, as applications resolve it (getaddrinfo)
+    code, out = pod_exec(cluster, namespace, "client", "echo | nc -w 3 kubernetes.default 443")
+    assert code == 0, f"kubernetes.default did not resolve through the search path:\n{out}"
     code, out = pod_exec(cluster, namespace, "client", "nslookup deb.debian.org")
     assert code != 0, f"a name outside the cluster must not resolve (there is no outside):\n{out}"
 
@@ -63,6 +66,7 @@ def test_dns_resolves_services_pods_and_other_namespaces(cluster: Cluster, names
 def test_cluster_ip_service_routes_across_nodes(cluster: Cluster, namespace: str) -> None:
     server_node, client_node = _nodes(cluster)[:2]
     cluster.apply(
+        namespace,
         toolbox_pod("server", command=WEB, node=server_node, labels={"app": "server"}),
         toolbox_pod("client", command="sleep 3600", node=client_node),
         _service("server", "server"),
@@ -79,6 +83,7 @@ def test_cluster_ip_service_routes_across_nodes(cluster: Cluster, namespace: str
 def test_network_policy_default_deny_then_allow_exactly_one_flow(cluster: Cluster, namespace: str) -> None:
     nodes = _nodes(cluster)
     cluster.apply(
+        namespace,
         toolbox_pod("server", command=WEB, node=nodes[0], labels={"app": "server"}),
         toolbox_pod("allowed", command="sleep 3600", node=nodes[1], labels={"app": "allowed"}),
         toolbox_pod("other", command="sleep 3600", node=nodes[2 % len(nodes)], labels={"app": "other"}),
@@ -96,7 +101,7 @@ def test_network_policy_default_deny_then_allow_exactly_one_flow(cluster: Cluste
         "metadata": {"name": "default-deny"},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
-    cluster.apply(deny)
+    cluster.apply(namespace, deny)
 
     def blocked(client: str) -> bool:
         code, _ = _fetch(cluster, namespace, client, server_ip, 8080)
@@ -115,14 +120,16 @@ def test_network_policy_default_deny_then_allow_exactly_one_flow(cluster: Cluste
             "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "allowed"}}}], "ports": [{"port": 8080}]}],
         },
     }
-    cluster.apply(allow)
+    cluster.apply(namespace, allow)
     cluster.wait("the allow rule to restore allowed -> server", lambda: not blocked("allowed"), timeout=60)
     time.sleep(2)
     assert blocked("other"), "the allow rule must restore exactly its flow, not other -> server"
 
 
 def test_load_balancer_service_gets_no_address(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(toolbox_pod("server", command=WEB, labels={"app": "server"}), _service("public", "server", type="LoadBalancer"))
+    cluster.apply(
+        namespace, toolbox_pod("server", command=WEB, labels={"app": "server"}), _service("public", "server", type="LoadBalancer")
+    )
     time.sleep(15)
     service = cluster.get("-n", namespace, "service", "public")
     assert service["spec"]["type"] == "LoadBalancer"

@@ -33,7 +33,7 @@ def test_every_addon_is_ready(cluster: Cluster) -> None:
 
 def test_a_pod_runs_on_every_node(cluster: Cluster, namespace: str) -> None:
     names = [n["metadata"]["name"] for n in cluster.nodes()]
-    cluster.apply(*(toolbox_pod(f"on-{n}", command="sleep 3600", node=n) for n in names))
+    cluster.apply(namespace, *(toolbox_pod(f"on-{n}", command="sleep 3600", node=n) for n in names))
     for n in names:
         cluster.wait(f"pod on-{n} Ready", lambda n=n: pod_ready(cluster, namespace, f"on-{n}"))
     placed = {p["spec"]["nodeName"] for p in cluster.get("-n", namespace, "pods")["items"]}
@@ -41,7 +41,7 @@ def test_a_pod_runs_on_every_node(cluster: Cluster, namespace: str) -> None:
 
 
 def test_kubectl_top_reports_cpu_and_memory(cluster: Cluster, namespace: str) -> None:
-    cluster.apply(toolbox_pod("busy", command="while :; do :; done"))
+    cluster.apply(namespace, toolbox_pod("busy", command="while :; do :; done"))
     cluster.wait("pod busy Ready", lambda: pod_ready(cluster, namespace, "busy"))
 
     def figures() -> bool:

@@ -222,7 +222,8 @@ def _pause_image() -> Path:
 def _addon_image(image: AddonImage, binaries: dict[str, Path], base_key: str) -> Path:
     binary = binaries[image.binary] if image.binary else Path(shutil.which("busybox") or "/bin/busybox")
     recipe = json.dumps(image.__dict__, sort_keys=True)
-    key = digest(recipe, binary, base_key if image.debian_packages else "")
+    # this file is part of every add-on image's recipe: changing how images are put together rebuilds them
+    key = digest(recipe, binary, Path(__file__), base_key if image.debian_packages else "")
     if not _present(image.ref, key, image.name):
         say(f"building image {image.ref} ...")
         with tempfile.TemporaryDirectory() as tmp:
@@ -234,6 +235,8 @@ def _addon_image(image: AddonImage, binaries: dict[str, Path], base_key: str) ->
                 for applet in applets:
                     if applet != "busybox":
                         (root / "bin" / applet).symlink_to("busybox")
+                (root / "tmp").mkdir()
+                (root / "tmp").chmod(0o1777)  # the one place a non-root user can write
             elif image.debian_packages:
                 (root / "usr" / "local" / "bin").mkdir(parents=True)
                 shutil.copy2(binary, root / "usr" / "local" / "bin" / binary.name)

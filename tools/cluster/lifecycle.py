@@ -78,6 +78,7 @@ def up(count: int) -> None:
             )
         if count == existing.nodes:
             say(f"already running with {count} node{'s' * (count > 1)}")
+            images.push_toolbox(existing.registry_port)
             _report(state, existing)
             return
         say(f"adding nodes {existing.nodes + 1}..{count}")
