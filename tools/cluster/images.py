@@ -96,6 +96,23 @@ TOOLBOX = AddonImage("toolbox", "busybox-1.35", "", ("/bin/sh",), busybox=("*",)
 TOOLBOX_REF = f"{layout.REGISTRY_HOST}/ai-infra-matrix/toolbox:{TOOLBOX.version}"
 
 
+# The machine's own trust for its package registries (here a TLS-intercepting proxy's CA):
+# its CA bundle is bind-mounted read-only at TRUST_DIR into every RUN step, with a pip.conf
+# that points pip at it. Neither is copied into an image, and Debian's own
+# /etc/ssl/certs stays the package's to write, so images carry nothing of the build machine.
+HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+TRUST_DIR = "/run/ai-infra-build-trust"
+
+
+def _trust_mounts() -> list[str]:
+    if not HOST_CA_BUNDLE.is_file():
+        return []
+    pip_conf = BUILDAH / "build-pip.conf"
+    pip_conf.parent.mkdir(parents=True, exist_ok=True)
+    pip_conf.write_text(f"[global]\ncert = {TRUST_DIR}/ca-certificates.crt\n")
+    return [f"--volume={HOST_CA_BUNDLE}:{TRUST_DIR}/ca-certificates.crt:ro", f"--volume={pip_conf}:/etc/pip.conf:ro"]
+
+
 def buildah(*args: str | Path, timeout: float = 1800) -> str:
     return run(["buildah", *args], env=_buildah_env(), timeout=timeout).stdout
 
@@ -273,7 +290,7 @@ def _on_base(image: AddonImage, root: Path, key: str) -> None:
         f"ENTRYPOINT {json.dumps(list(image.entrypoint))}\n"
         f"LABEL ai-infra-matrix.input={key}\n"
     )
-    buildah("bud", "--pull=never", "--layers=false", "-f", root / "Containerfile", "-t", image.ref, root)
+    buildah("bud", "--pull=never", "--layers=false", *_trust_mounts(), "-f", root / "Containerfile", "-t", image.ref, root)
 
 
 # ------------------------------------------------------------- project images ---
@@ -316,7 +333,7 @@ def build_project_images(only: tuple[str, ...] = ()) -> list[ProjectImage]:
         if not _present(image.ref, key, f"project-{image.directory.name}"):
             start = time.monotonic()
             say(f"building {image.ref} from {image.directory.relative_to(REPO)}/Dockerfile on {BASE_IMAGE} ...")
-            buildah("bud", "--pull=never", "--layers=false", "--build-arg", f"BASE={BASE_IMAGE}",
+            buildah("bud", "--pull=never", "--layers=false", *_trust_mounts(), "--build-arg", f"BASE={BASE_IMAGE}",
                     "--label", f"ai-infra-matrix.input={key}", "-t", image.ref, image.directory, timeout=3600)  # fmt: skip
             _stamp(f"project-{image.directory.name}").write_text(key + "\n")
             say(f"built {image.ref} in {fmt_seconds(time.monotonic() - start)}")

@@ -323,6 +323,9 @@ def status() -> int:
     for name, pid in sorted({**cluster.pids, **{f"node agent {k}": v for k, v in cluster.node_agents.items()}}.items()):
         print(f"  {name:<28} pid {pid:<8} {'running' if ns.alive(pid) else 'NOT RUNNING'}")
     print(f"  API server https://127.0.0.1:{cluster.api_port}, registry push 127.0.0.1:{cluster.registry_port}")
+    print("  memory (resident set of every process in the unit's cgroup):")
+    for unit, mib in memory_by_unit(cluster).items():
+        print(f"    {unit:<16} {mib:>6} MiB")
     kube = kubectl(state)
     if not kube.ok("get", "--raw=/readyz"):
         print("  the API server does not answer")
@@ -330,6 +333,25 @@ def status() -> int:
     print(kube("get", "nodes", "-o", "wide", "-L", "topology.kubernetes.io/zone", check=False), end="")
     print(kube("get", "pods", "-A", "-o", "wide", check=False), end="")
     return 0
+
+
+def memory_by_unit(cluster: ClusterState) -> dict[str, int]:
+    """MiB resident per cgroup unit (control plane, forwarder, each node with its pods)."""
+    memory = next((Path(m) / p.lstrip("/") for m, p in cluster.cgroup_parents.items() if m.endswith("/memory")), None)
+    result: dict[str, int] = {}
+    if memory is None or not (memory / layout.CGROUP_NAME).is_dir():
+        return result
+    for unit in sorted(d for d in (memory / layout.CGROUP_NAME).iterdir() if d.is_dir()):
+        kib = 0
+        for procs in unit.rglob("cgroup.procs"):
+            for pid in procs.read_text().split():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                except OSError:
+                    continue
+                kib += next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+        result[unit.name] = kib // 1024
+    return result
 
 
 # ------------------------------------------------------------------- images ---
