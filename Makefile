@@ -7,6 +7,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+# YES=1: `make up`/`make destroy` of a non-dev stack without the confirmation question.
+YES ?=
 
 .PHONY: help install deps toolchain test test-fast lint format render bench docs up preview destroy clean
 
@@ -53,14 +55,14 @@ bench: install ## render timings and resource counts, as a table
 docs: install ## regenerate the README's config reference and outputs contract
 	$(PY) tools/config_reference.py
 
-up: install ## pulumi up for STACK (render mode when no cluster is reachable; dev only)
-	bash tools/stack.sh up $(STACK)
+up: install ## pulumi up for STACK (render mode without a cluster: dev only); non-dev asks first unless YES=1
+	YES=$(YES) bash tools/stack.sh up $(STACK)
 
 preview: install ## pulumi preview for STACK
 	bash tools/stack.sh preview $(STACK)
 
-destroy: install ## pulumi destroy for STACK
-	bash tools/stack.sh destroy $(STACK)
+destroy: install ## pulumi destroy for STACK; non-dev asks first unless YES=1
+	YES=$(YES) bash tools/stack.sh destroy $(STACK)
 
 clean: ## remove rendered output and caches (keeps .venv and the local Pulumi state)
 	rm -rf rendered out .pytest_cache .ruff_cache .hypothesis

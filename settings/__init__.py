@@ -17,11 +17,9 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from settings.base import Problem
+from settings.base import PROJECT, Problem, SettingsError
 from settings.defaults import PROFILES, deep_merge, profile_defaults
 from settings.platform import PlatformSettings, SecretSettings
-
-PROJECT = "ai-infra-matrix"
 
 # `make up` sets this for a dev stack with no reachable cluster: the engine then writes
 # the manifests to this directory instead of applying them (kubernetes.renderYamlToDirectory).
@@ -37,17 +35,6 @@ _GUIDE_SECRET_KEYS: dict[tuple[str, ...], str] = {
     ("patroni", "postgresql", "replicationPassword"): "replicationPassword",
     ("redisCluster", "password"): "redisPassword",
 }
-
-
-class SettingsError(Exception):
-    """The stack config is invalid; ``problems`` says where and how to fix it."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(self.lines()))
-
-    def lines(self) -> list[str]:
-        return [f"{PROJECT}:{problem.key}: {problem.message}" for problem in self.problems]
 
 
 def default_profile(stack: str) -> str:

@@ -13,15 +13,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+import yaml
 
+from settings.stack_file import portable_document
 from tests.conftest import ROOT
 
 COMMAND_TIMEOUT = 600
-# What the copy of the project needs; state, renders and caches stay behind.
+# What the copy of the project needs; state, renders and caches stay behind. The stack
+# files are copied as a fresh clone has them (stack_file.portable_document): a salt or an
+# encrypted value the user's own backend wrote into them would not open in this backend.
+STACK_FILES = ["Pulumi.dev.yaml", "Pulumi.prod.yaml"]
 PROJECT_FILES = [
     "Pulumi.yaml",
-    "Pulumi.dev.yaml",
-    "Pulumi.prod.yaml",
     "__main__.py",
     "platform_stack.py",
     "requirements.txt",
@@ -81,6 +84,8 @@ def make_project(base: Path) -> Project:
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, root / name)
+    for name in STACK_FILES:
+        (root / name).write_text(yaml.safe_dump(portable_document(ROOT / name), sort_keys=False))
     (root / ".venv").symlink_to(ROOT / ".venv")
     (base / "backend").mkdir()
     env = {

@@ -12,8 +12,8 @@ import pytest
 
 from components.backups import FILES, SCRIPTS, SCRIPTS_DIR, render_files
 from settings import SettingsError, load_settings
+from settings.stack_file import stack_config
 from tests.conftest import Objects, render_stack
-from tools.render import stack_config
 
 SYSTEMS = ("postgres", "redis")
 S3 = (

@@ -489,7 +489,7 @@ def test_variants_validate_and_stay_isolated(overrides):
 
 def test_flow_table_lists_every_flow():
     from settings import load_settings
-    from tools.render import stack_config
+    from settings.stack_file import stack_config
 
     raw, secret_keys = stack_config("prod")
     settings = load_settings(raw, stack="prod", secret_keys=secret_keys)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from settings import SECRET_KEYS, SettingsError, load_settings
+from settings import SECRET_KEYS, SettingsError, load_settings, stack_file
 from settings.base import canonical_quantity, parse_quantity
 from tests.conftest import ROOT
 from tools import render as render_tool
@@ -137,7 +137,7 @@ def test_render_cli_exit_code_and_stderr_from_a_real_process(tmp_path):
 
 def test_plaintext_secret_in_a_stack_file_is_refused(tmp_path):
     (tmp_path / "Pulumi.leaky.yaml").write_text("config:\n  ai-infra-matrix:redisPassword: correct-horse-battery-staple\n")
-    raw, secret_keys = render_tool.stack_config("leaky", root=tmp_path)
+    raw, secret_keys = stack_file.stack_config("leaky", root=tmp_path)
     with pytest.raises(SettingsError) as caught:
         load_settings(raw, stack="leaky", secret_keys=secret_keys)
     assert any(line.startswith("ai-infra-matrix:redisPassword: is stored in plaintext") for line in caught.value.lines())
@@ -145,14 +145,14 @@ def test_plaintext_secret_in_a_stack_file_is_refused(tmp_path):
 
 def test_encrypted_secret_in_a_stack_file_is_accepted(tmp_path):
     (tmp_path / "Pulumi.sealed.yaml").write_text("config:\n  ai-infra-matrix:redisPassword:\n    secure: v1:abc\n")
-    raw, secret_keys = render_tool.stack_config("sealed", root=tmp_path)
+    raw, secret_keys = stack_file.stack_config("sealed", root=tmp_path)
     settings = load_settings(raw, stack="sealed", secret_keys=secret_keys)
     assert settings.secrets.redis_password is not None
 
 
 def test_committed_stack_files_hold_no_plaintext_secret():
     for path in ROOT.glob("Pulumi.*.yaml"):
-        raw, secret_keys = render_tool.stack_config(path.name[len("Pulumi.") : -len(".yaml")])
+        raw, secret_keys = stack_file.stack_config(path.name[len("Pulumi.") : -len(".yaml")])
         assert not (set(raw) & set(SECRET_KEYS)) - secret_keys, path
 
 
