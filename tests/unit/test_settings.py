@@ -3,13 +3,15 @@ refused by `tools/render.py` with exit code 2, the full key on stderr and the fi
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from settings import SECRET_KEYS, SettingsError, load_settings, stack_file
+from settings import SECRET_KEYS, SettingsError, defaults, load_settings, stack_file
 from settings.base import canonical_quantity, parse_quantity
 from tests.conftest import ROOT
 from tools import render as render_tool
@@ -228,3 +230,47 @@ def test_quantities_are_kept_in_the_canonical_form_kubernetes_writes_back(text, 
     resources = {"requests": {"cpu": text}, "limits": {"cpu": text, "memory": "4Gi"}}
     settings = load_settings({"backend": {"resources": resources}}, stack="dev")
     assert settings.backend.resources.limits.cpu == canonical
+
+
+# --- one source of truth for defaults ---------------------------------------------------
+
+
+def _leaf_paths(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            paths += _leaf_paths(value, (*prefix, key))
+        else:
+            paths.append((*prefix, key))
+    return paths
+
+
+def _without(tree: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    trimmed = copy.deepcopy(tree)
+    node = trimmed
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return trimmed
+
+
+LAYERS = {"_COMMON": "dev", "_PROD": "prod"}
+
+
+@pytest.mark.parametrize(
+    ("layer", "path"),
+    [(layer, path) for layer in LAYERS for path in _leaf_paths(getattr(defaults, layer))],
+    ids=lambda value: ".".join(value) if isinstance(value, tuple) else value,
+)
+def test_every_value_in_defaults_py_is_one_the_models_do_not_already_have(monkeypatch, layer, path):
+    """settings/defaults.py only fills what a model leaves without a default, or changes
+    it: a value there that equals the model's default (or the dev value beneath a prod
+    one) would shadow it, and an edit of the model default would silently do nothing."""
+    stack = LAYERS[layer]
+    baseline = load_settings({}, stack=stack)
+    monkeypatch.setattr(defaults, layer, _without(getattr(defaults, layer), path))
+    try:
+        trimmed = load_settings({}, stack=stack)
+    except SettingsError:
+        return  # the model needs this value: defaults.py is its only source
+    assert trimmed != baseline, f"{layer} restates {'.'.join(path)}: the value beneath it is already the same"
