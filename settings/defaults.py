@@ -13,7 +13,6 @@ fails when nothing changes.
 from __future__ import annotations
 
 import copy
-import typing
 from typing import Any
 
 from pydantic import BaseModel
@@ -181,20 +180,26 @@ def model_defaults(model: type[BaseModel]) -> dict[str, Any]:
     a stack that sets one key of a block keeps the defaults of the others. Dict-valued
     fields (labels, env) are left to the model: a stack's dict replaces the default one
     rather than merging into it."""
+    return _defaults_of(model, None)
+
+
+def _defaults_of(model: type[BaseModel], instance: BaseModel | None) -> dict[str, Any]:
+    """Config-shaped defaults of ``model``, read from ``instance`` (a sub-model's default
+    object) when there is one, else from the fields' own defaults."""
     defaults: dict[str, Any] = {}
     for name, field in model.model_fields.items():
         if field.exclude:
             continue  # credentials: never defaulted, never config-shaped
         key = field.alias or name
-        nested = _model_in(field.annotation)
-        default = field.get_default(call_default_factory=True)
-        if isinstance(default, BaseModel):
-            defaults[key] = default.model_dump(by_alias=True, mode="json")
-        elif default is PydanticUndefined:
-            if nested is not None and typing.get_origin(field.annotation) is None:
-                defaults[key] = model_defaults(nested)
-        elif not isinstance(default, dict):
-            defaults[key] = default
+        value = getattr(instance, name) if instance is not None else field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            defaults[key] = _defaults_of(type(value), value)
+        elif value is PydanticUndefined:
+            nested = _model_in(field.annotation)
+            if nested is not None:
+                defaults[key] = _defaults_of(nested, None)
+        elif not isinstance(value, dict):
+            defaults[key] = value
     return defaults
 
 
@@ -207,6 +212,7 @@ def profile_defaults(profile: str) -> dict[str, Any]:
 
 
 def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a required field holds (``X``; not ``X | None``, not a list of X)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return annotation
     return None

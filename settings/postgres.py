@@ -113,13 +113,13 @@ class PatroniSettings(ConfigModel):
     )
 
     def problems(self, key: str, *, production: bool) -> list[Problem]:
+        if not self.enabled:
+            return []
         found = [
             *self.image.problems(f"{key}.image", production=production),
             *self.persistence.problems(f"{key}.persistence"),
             *self.resources.problems(f"{key}.resources"),
         ]
-        if not self.enabled:
-            return found
         if production and self.replica_count < 2:
             found.append(
                 Problem(

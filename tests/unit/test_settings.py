@@ -274,3 +274,44 @@ def test_every_value_in_defaults_py_is_one_the_models_do_not_already_have(monkey
     except SettingsError:
         return  # the model needs this value: defaults.py is its only source
     assert trimmed != baseline, f"{layer} restates {'.'.join(path)}: the value beneath it is already the same"
+
+
+# --- a switched-off part is checked for its flag only ------------------------------------
+
+_BROKEN_WHEN_ON = {
+    "patroni": ["patroni.replicaCount=0", "patroni.image.tag=latest", "patroni.noSuchKey=1"],
+    "redisCluster": ["redisCluster.masterCount=2", "redisCluster.image.tag=latest"],
+    "redisCluster.exporter": ["redisCluster.exporter.image.tag=latest", "redisCluster.exporter.resources.requests.cpu=9"],
+    "kafka": ["kafka.replicaCount=2", "kafka.config.minInsyncReplicas=9"],
+    "kafka.ui": ["kafka.ui.username=", "kafka.ui.image.tag=latest"],
+    "backend": ["backend.autoscaling.minReplicas=12", "backend.env.DB_PASSWORD=plain"],
+    "backup": ["backup.postgres.schedule=never", "backup.destination=s3"],
+    "backup.redis": ["backup.redis.schedule=never"],
+    "monitoring.dashboards": ["monitoring.enabled=true", "monitoring.dashboards.label=not a label"],
+    "networkPolicy": ["networkPolicy.apiServerCidrs=[not-a-cidr]"],
+}
+
+
+def _config(*overrides: str) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for override in overrides:
+        key, value = stack_file.parse_override(override)
+        stack_file.set_path(raw, key.split("."), value)
+    return raw
+
+
+@pytest.mark.parametrize("part", sorted(_BROKEN_WHEN_ON))
+def test_a_switched_off_part_is_not_checked_beyond_its_flag(part):
+    broken = _BROKEN_WHEN_ON[part]
+    with pytest.raises(SettingsError):
+        load_settings(_config(*broken), stack="prod")
+    settings = load_settings(_config(*broken, f"{part}.enabled=false"), stack="prod")
+    node: Any = settings
+    for name in part.split("."):
+        node = getattr(node, {"redisCluster": "redis_cluster", "networkPolicy": "network_policy"}.get(name, name))
+    assert node.enabled is False
+
+
+def test_the_enabled_flag_itself_is_still_checked():
+    with pytest.raises(SettingsError, match=r"patroni\.enabled"):
+        load_settings(_config("patroni.enabled=maybe"), stack="dev")
