@@ -148,6 +148,16 @@ def _check_dns_label(text: str) -> str:
 DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
 
 
+def _check_dns_name(text: str) -> str:
+    labels = text.split(".")
+    if len(text) > 253 or not all(len(label) <= 63 and _DNS_LABEL.match(label) for label in labels):
+        raise ValueError(f"{text!r} is not a DNS name; use dot-separated lowercase labels such as cluster.local")
+    return text
+
+
+DnsName = Annotated[str, AfterValidator(_check_dns_name)]
+
+
 # --- Common sub-models ---------------------------------------------------------------
 
 

@@ -125,7 +125,8 @@ _DEV: dict[str, Any] = {"namespace": "ai-infra"}
 _PROD: dict[str, Any] = {
     "namespace": "ai-infra-prod",
     # Acknowledged commits survive a failover; not strict, so losing a replica keeps writes going.
-    "patroni": {"replicaCount": 3, "synchronousMode": "on"},
+    # No two members on one node: losing a node loses at most one copy of the data.
+    "patroni": {"replicaCount": 3, "synchronousMode": "on", "requireSeparateNodes": True},
     # Required anti-affinity: no two Redis pods on one node, so a node failure cannot
     # take a master with its replica (needs at least 6 schedulable nodes).
     "redisCluster": {"masterCount": 3, "replicasPerMaster": 1, "requireSeparateNodes": True},
@@ -139,7 +140,9 @@ _PROD: dict[str, Any] = {
             "transactionStateLogMinIsr": 2,
         },
         # A static quorum of 3 dedicated controllers (ids 0-2); brokers are ids 100+.
-        "controller": {"dedicated": True},  # kafka.controller.replicaCount: 3 by default
+        # kafka.controller.replicaCount is 3 by default; the quorum lock is protected, so a
+        # change of the voters needs kafka.controller.allowQuorumChange.
+        "controller": {"dedicated": True, "protectQuorum": True},
         "ui": {"enabled": True},
     },
     "backend": {

@@ -24,7 +24,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -34,6 +34,9 @@ if str(ROOT) not in sys.path:
 
 from settings import PROJECT, PlatformSettings, SettingsError, load_settings  # noqa: E402
 from settings.stack_file import stack_config  # noqa: E402
+
+if TYPE_CHECKING:
+    from components.network_policy import Flow
 
 MASK = "[secret]"
 
@@ -66,6 +69,7 @@ class Rendered:
     outputs: dict[str, Any]  # secret outputs masked
     secret_outputs: frozenset[str]
     resource_types: dict[str, int]  # every registered resource (components too) by type token
+    flows: list[Flow]  # the flow table the network policies allow
 
 
 # --- evaluation under mocks -------------------------------------------------------------
@@ -96,9 +100,13 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
             if await output.is_secret():
                 secret.add(name)
 
+    flows: list[Flow] = []
+
     @pulumi.runtime.test
     def program() -> pulumi.Output:
-        return pulumi.Output.from_input(asyncio.ensure_future(collect(build_platform(settings))))
+        platform = build_platform(settings)
+        flows.extend(platform.flows)
+        return pulumi.Output.from_input(asyncio.ensure_future(collect(platform.outputs)))
 
     try:
         program()
@@ -107,7 +115,12 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
         pulumi.runtime.settings.reset_options()
     outputs = {name: (MASK if name in secret else _plain(resolved[name])) for name in sorted(resolved)}
     return Rendered(
-        settings, sorted(mocks.objects, key=_object_order), outputs, frozenset(secret), dict(sorted(mocks.types.items()))
+        settings,
+        sorted(mocks.objects, key=_object_order),
+        outputs,
+        frozenset(secret),
+        dict(sorted(mocks.types.items())),
+        flows,
     )
 
 

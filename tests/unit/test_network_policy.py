@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import kubernetes_validate
 import pytest
 
+import platform_flows
 from components import network_policy, postgres_ha
 from settings import SettingsError
 from tests import netpol
@@ -225,7 +226,7 @@ def test_patroni_members_reach_each_other_and_the_api(stack):
         port = host_port(env[key])[1]
         assert_allowed(w, replica, patroni, port)  # streaming and cloning from the leader; its REST API
         assert_allowed(w, patroni, replica, port)  # the leader asks members' REST API (failover, sync)
-    for port in network_policy.API_SERVER_PORTS:
+    for port in platform_flows.API_SERVER_PORTS:
         assert_allowed(w, patroni, API_SERVER, port)
 
 
@@ -236,7 +237,7 @@ def test_only_pods_with_an_api_token_reach_the_api(stack):
     for pod in w.pods:
         _, template = next(netpol.pod_templates([w.workload(pod.name)]))
         mounts_token = template["spec"].get("automountServiceAccountToken", True)
-        for port in network_policy.API_SERVER_PORTS:
+        for port in platform_flows.API_SERVER_PORTS:
             assert w.policies.allows(pod, API_SERVER, port) == mounts_token, f"{pod.name}: token {mounts_token}"
     assert any(w.policies.allows(pod, API_SERVER, 443) for pod in w.pods)
 
@@ -488,12 +489,7 @@ def test_variants_validate_and_stay_isolated(overrides):
 
 
 def test_flow_table_lists_every_flow():
-    from settings import load_settings
-    from settings.stack_file import stack_config
-
-    raw, secret_keys = stack_config("prod")
-    settings = load_settings(raw, stack="prod", secret_keys=secret_keys)
-    flows = network_policy.platform_flows(settings)
+    flows = render_stack("prod").flows
     table = network_policy.flow_table(flows)
     assert table.count("\n") == len(flows) + 2
     assert "| backend | patroni | 5432/TCP |" in table

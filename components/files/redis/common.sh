@@ -6,7 +6,7 @@
 # Environment:
 #   REDIS_PORT                 port of every node (6379)
 #   REDIS_NODE_HOST_TEMPLATE   printf template of node i's address, e.g.
-#                              ai-infra-redis-cluster-%d.ai-infra-redis-cluster-headless.ns.svc.cluster.local
+#                              ai-infra-redis-cluster-%d.ai-infra-redis-cluster-headless.<namespace>.svc.<clusterDomain>
 
 REDIS_PORT=${REDIS_PORT:-6379}
 
