@@ -27,6 +27,7 @@ PROJECT_FILES = [
     "Pulumi.yaml",
     "__main__.py",
     "platform_stack.py",
+    "platform_flows.py",
     "requirements.txt",
     "settings",
     "components",
