@@ -35,7 +35,16 @@ from components.wiring import ClientImage, MetricsEndpoint, Pods, SecretKeyRef
 from settings.redis import RedisClusterSettings
 
 FILES = Path(__file__).parent / "files" / "redis"
-SCRIPTS = ("common.sh", "start.sh", "cluster-job.sh", "prestop.sh", "probe-liveness.sh", "probe-readiness.sh")
+SCRIPTS = (
+    "common.sh",
+    "start.sh",
+    "prestop.sh",
+    "probe-liveness.sh",
+    "probe-readiness.sh",
+    "cluster-lib.sh",
+    "cluster-preflight.sh",
+    "cluster-reconcile.sh",
+)
 CONFIG_DIR = "/etc/redis"
 DATA_DIR = "/data"
 BUS_PORT_OFFSET = 10000
@@ -356,7 +365,7 @@ def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[sh
                 "name": mode,
                 "image": settings.image.reference,
                 "imagePullPolicy": settings.image.pull_policy,
-                "command": ["bash", f"{CONFIG_DIR}/cluster-job.sh", mode],
+                "command": ["bash", f"{CONFIG_DIR}/cluster-{mode}.sh"],
                 "env": env,
                 "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
                 "securityContext": shapes.container_security_context(),

@@ -38,7 +38,9 @@ action=$1 stack=$2
 shift 2
 case $action in up | preview | destroy | pulumi) ;; *) usage ;; esac
 [[ -f Pulumi.$stack.yaml ]] || {
-	echo "stack: no Pulumi.$stack.yaml in $REPO (stacks: $(ls Pulumi.*.yaml | sed -E 's/Pulumi\.(.*)\.yaml/\1/' | grep -v '^Pulumi.yaml$' | tr '\n' ' '))" >&2
+	stacks=(Pulumi.*.yaml)
+	stacks=("${stacks[@]#Pulumi.}")
+	echo "stack: no Pulumi.$stack.yaml in $REPO (stacks: ${stacks[*]%.yaml})" >&2
 	exit 64
 }
 

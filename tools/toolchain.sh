@@ -71,6 +71,7 @@ finish() { # print what the caller asked for and exit
 	case $MODE in
 		print-bin) echo "$bin" ;;
 		print-env)
+			# shellcheck disable=SC2016 # $PATH is for the caller's shell to expand
 			printf 'export PATH=%q:"$PATH"\n' "$bin"
 			echo 'export PULUMI_SKIP_UPDATE_CHECK=true'
 			echo 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true'
@@ -122,6 +123,7 @@ if command -v flock >/dev/null; then
 fi
 
 TMP_FILES=()
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() { ((${#TMP_FILES[@]})) && rm -rf "${TMP_FILES[@]}"; return 0; }
 trap cleanup EXIT
 
@@ -146,7 +148,8 @@ $json"
 }
 
 fresh_workdir() { # fresh_workdir TEMPLATE -> copy of the template to build in
-	local w=$DIR/src/$(basename "$1")
+	local w
+	w=$DIR/src/$(basename "$1")
 	rm -rf "$w" && mkdir -p "$(dirname "$w")" && cp -R "$1" "$w"
 	chmod -R u+w "$w"
 	echo "$w"

@@ -296,7 +296,7 @@ class LocalCluster:
             REDIS_WAIT_SECONDS="120",
         )
         result = subprocess.run(
-            ["bash", str(self.scripts / "cluster-job.sh"), mode],
+            ["bash", str(self.scripts / f"cluster-{mode}.sh")],
             env=env,
             capture_output=True,
             text=True,
@@ -304,7 +304,7 @@ class LocalCluster:
             stdin=subprocess.DEVNULL,
             check=False,
         )
-        self.job_log.append(f"$ cluster-job.sh {mode} (M={masters} R={replicas} drain={drain}) -> {result.returncode}")
+        self.job_log.append(f"$ cluster-{mode}.sh (M={masters} R={replicas} drain={drain}) -> {result.returncode}")
         self.job_log.append(result.stdout + result.stderr)
         return result
 

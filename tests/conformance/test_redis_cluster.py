@@ -56,7 +56,7 @@ def make_cluster(tmp: Path, stack: str, template: str, *overrides: str, alternat
 def job_ok(cluster: LocalCluster, mode: str, masters: int, replicas: int, **kwargs: Any) -> str:
     result = cluster.job(mode, masters, replicas, **kwargs)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"cluster-job.sh {mode} failed:\n{output[-4000:]}"
+    assert result.returncode == 0, f"cluster-{mode}.sh failed:\n{output[-4000:]}"
     return output
 
 
