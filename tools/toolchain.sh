@@ -176,10 +176,13 @@ BUILT=0
 # --- pulumi CLI, language host and random provider: one wrapper module ---
 PULUMI_TEMPLATE=$TEMPLATES/pulumi
 PULUMI_LDFLAGS="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_CLI_VERSION"
-RANDOM_LDFLAGS="-s -w -X main.Version=$RANDOM_VERSION"
+# Our own language host and random provider say so in their version (semver build
+# metadata), so `pulumi about` and a plugin list never pass them off as upstream's.
+LANG_LDFLAGS="-s -w -X main.Version=$PULUMI_CLI_VERSION+ai-infra-matrix"
+RANDOM_LDFLAGS="-s -w -X main.Version=$RANDOM_VERSION+ai-infra-matrix"
 PULUMI_MODFILES=("$PULUMI_TEMPLATE/go.mod" "$PULUMI_TEMPLATE/go.sum")
 S_CLI=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_LDFLAGS")
-S_LANG=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_TEMPLATE/cmd/pulumi-language-python/main.go" "$PULUMI_LDFLAGS")
+S_LANG=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_TEMPLATE/cmd/pulumi-language-python/main.go" "$LANG_LDFLAGS")
 S_RAND=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_TEMPLATE/cmd/pulumi-resource-random/main.go" "$RANDOM_LDFLAGS")
 S_EXEC=$(stamp_of "${PULUMI_MODFILES[@]}" "exec-scripts")
 
@@ -194,7 +197,7 @@ if ! up_to_date pulumi "$S_CLI" || ! up_to_date pulumi-language-python "$S_LANG"
 	fi
 	if ! up_to_date pulumi-language-python "$S_LANG"; then
 		go_build pulumi-language-python "$W" "tools/toolchain/pulumi with $SDK_MODULE@v$PULUMI_CLI_VERSION" \
-			"1 min" ./cmd/pulumi-language-python "$PULUMI_LDFLAGS" "$TAGS"
+			"1 min" ./cmd/pulumi-language-python "$LANG_LDFLAGS" "$TAGS"
 		echo "$S_LANG" >"$BIN/.stamps/pulumi-language-python"; BUILT=1
 	fi
 	if ! up_to_date pulumi-resource-random "$S_RAND"; then
