@@ -10,18 +10,26 @@ PYTEST_ARGS ?=
 # YES=1: `make up`/`make destroy` of a non-dev stack without the confirmation question.
 YES ?=
 
-.PHONY: help install deps toolchain test test-fast lint format render bench docs up preview destroy clean
+.PHONY: help install lock deps toolchain test test-fast lint format render bench docs up preview destroy clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# requirements.lock pins every transitive dependency with its hashes (make lock writes it
+# from requirements*.txt), so a fresh install gets exactly the tested packages.
+$(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the pinned Python dependencies
+install: $(VENV)/.installed ## create .venv with the locked Python dependencies (hashes checked)
+
+lock: ## re-resolve requirements*.txt into requirements.lock, with hashes (after changing a pin)
+	$(PYTHON) -m venv .pulumi-state/pip-tools
+	.pulumi-state/pip-tools/bin/pip install --quiet pip-tools==7.6.2
+	.pulumi-state/pip-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements-dev.txt
 
 deps: ## install the real software the conformance tests run (apt, PyPI, Maven)
 	@set -e; for script in tools/ci/install-*.sh; do echo "deps: $$script"; bash "$$script"; done
@@ -38,9 +46,18 @@ test-fast: install ## unit and manifest tiers only (minutes; installs only check
 	bash tools/ci/install-promtool.sh
 	$(PY) -m pytest tests/unit tests/manifest $(PYTEST_ARGS)
 
-lint: install ## ruff check and format check
+# Every shell script a pod or a tool runs (the pods' scripts are bash; -x follows `source`).
+SHELL_SCRIPTS = $(shell git ls-files '*.sh') .ci/run
+
+lint: install ## ruff, mypy (pydantic plugin), shellcheck, go vet and go test of tools/toolchain
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy examples/consumer
+	bash tools/ci/install-shellcheck.sh
+	shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)
+	cd tools/toolchain/pulumi && go vet ./... && go test ./...
+	test -z "$$(gofmt -l tools/toolchain)" || { gofmt -l tools/toolchain; exit 1; }
 
 format: install ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .

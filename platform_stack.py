@@ -8,6 +8,7 @@ flat camelCase keys, credentials as secret outputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -54,6 +55,15 @@ OUTPUTS: dict[str, str] = {
 SECRET_OUTPUTS: frozenset[str] = frozenset({"postgresPassword", "redisPassword"})
 
 
+class _Placement(TypedDict):
+    """Where every component goes and what every pod pulls with: the args all share."""
+
+    release: str
+    namespace: str
+    cluster_domain: str
+    image_pull_secrets: list[str]
+
+
 @dataclass(frozen=True)
 class Platform:
     """What the program built: the stack outputs by name, and the flow table the network
@@ -83,12 +93,12 @@ def build_platform(settings: PlatformSettings) -> Platform:
         opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
     )
     in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
-    common = {
-        "release": settings.release_name,
-        "namespace": settings.namespace,
-        "cluster_domain": settings.cluster_domain,
-        "image_pull_secrets": list(settings.image_pull_secrets),
-    }
+    common = _Placement(
+        release=settings.release_name,
+        namespace=settings.namespace,
+        cluster_domain=settings.cluster_domain,
+        image_pull_secrets=list(settings.image_pull_secrets),
+    )
 
     # The data systems; each one's typed outputs become the backend's env and stack outputs here.
     backend_env: list[shapes.Obj] = []

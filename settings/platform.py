@@ -91,7 +91,7 @@ class PlatformSettings(ConfigModel):
         found += self.network_policy.problems("networkPolicy", production=production)
         for field, value in self.secrets:
             if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-                key = SecretSettings.model_fields[field].alias
+                key = SecretSettings.model_fields[field].alias or field
                 found.append(
                     Problem(
                         key,

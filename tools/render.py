@@ -20,6 +20,7 @@ import hashlib
 import json
 import string
 import sys
+import typing
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
 
     mocks = _RenderMocks()
     asyncio.set_event_loop(asyncio.new_event_loop())
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    # _RenderMocks has the two methods of pulumi.runtime.Mocks; it stays a plain class so
+    # importing this module does not import pulumi.
+    pulumi.runtime.set_mocks(typing.cast("pulumi.runtime.Mocks", mocks), project=PROJECT, stack=stack, preview=False)
     resolved: dict[str, Any] = {}
     secret: set[str] = set()
 

@@ -233,7 +233,7 @@ def test_the_secret_keys_read_exist_in_the_secrets_rendered(stack: str) -> None:
                 ref = entry.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
                     secret = objects.get("Secret", ref["name"])
-                    assert ref["key"] in (secret.get("stringData") or secret.get("data")), ref
+                    assert ref["key"] in (secret.get("stringData") or secret.get("data") or {}), ref
 
 
 # --- safety -----------------------------------------------------------------------------

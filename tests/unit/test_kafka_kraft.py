@@ -113,7 +113,7 @@ def test_guide_command_works_in_the_pod(stack):
 
 def test_image_is_apache_kafka_pinned_to_the_conformance_jars(stack):
     pom = (ROOT / "tools" / "ci" / "kafka-pom.xml").read_text()
-    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
+    version = _group(r"<kafka.version>([^<]+)</kafka.version>", pom)
     objs = objects(stack)
     for sts in kafka_statefulsets(stack):
         assert kafka_container(objs, sts)["image"] == f"apache/kafka:{version}"
@@ -378,7 +378,7 @@ def test_heap_is_at_most_three_quarters_of_the_memory_limit(stack):
     objs = objects(stack)
     for sts in kafka_statefulsets(stack):
         container = kafka_container(objs, sts)
-        heap = re.search(r"-Xmx(\d+)m", env(container)["KAFKA_SERVER_HEAP_OPTS"]).group(1)
+        heap = _group(r"-Xmx(\d+)m", env(container)["KAFKA_SERVER_HEAP_OPTS"])
         assert "KAFKA_HEAP_OPTS" not in env(container), "would size every CLI tool run in the pod too"
         assert int(heap) * 2**20 <= 0.75 * float(parse_quantity(container["resources"]["limits"]["memory"]))
 
@@ -514,3 +514,10 @@ def test_good_configs_pass():
     render_tool.render("dev", ["kafka.config.uncleanLeaderElectionEnable=true"])
     render_tool.render("dev", ["kafka.controller.dedicated=true", "kafka.replicaCount=3", "kafka.controller.replicaCount=1",
                                "kafka.config.defaultReplicationFactor=3", "kafka.config.minInsyncReplicas=2"])  # fmt: skip
+
+
+def _group(pattern: str, text: str) -> str:
+    """The first group of ``pattern``'s match in ``text``; fails the test when there is none."""
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not found"
+    return match.group(1)

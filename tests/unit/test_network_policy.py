@@ -176,7 +176,7 @@ def test_the_namespace_denies_by_default(stack):
     w = world(stack)
     deny = next(p for p in w.policies.policies if p["metadata"]["name"] == f"{RELEASE}-default-deny")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    stranger = netpol.pod("debug", w.pod(BACKEND).namespace, {"run": "debug"}, ip="10.244.200.1")
+    stranger = netpol.pod("debug", w.pod(BACKEND).namespace or "", {"run": "debug"}, ip="10.244.200.1")
     assert_denied(w, stranger, w.pod(PATRONI), 5432)
     assert_denied(w, w.pod(BACKEND), stranger, 8080)
     assert_denied(w, stranger, INTERNET, 443)
@@ -261,7 +261,7 @@ def test_kafka_nodes_reach_the_quorum_and_each_other(stack):
     w = world(stack)
     for config in (o for o in w.objects if o["kind"] == "ConfigMap" and "server.properties" in o.get("data", {})):
         properties = config["data"]["server.properties"]
-        voters = re.search(r"(?m)^controller\.quorum\.voters=(.+)$", properties).group(1).split(",")
+        voters = _group(r"(?m)^controller\.quorum\.voters=(.+)$", properties).split(",")
         role = config["metadata"]["name"].removesuffix("-config")
         node = w.pod(f"StatefulSet/{role}")
         for voter in voters:
@@ -269,7 +269,7 @@ def test_kafka_nodes_reach_the_quorum_and_each_other(stack):
             for destination, target in w.backends(host, port):
                 assert_allowed(w, node, destination, target)
         if "advertised.listeners" in properties:  # a broker: replicates from the other brokers
-            port = int(re.search(r"(?m)^listeners=.*BROKER://:(\d+)", properties).group(1))
+            port = int(_group(r"(?m)^listeners=.*BROKER://:(\d+)", properties))
             assert_allowed(w, node, node, port)
 
 
@@ -552,3 +552,10 @@ def test_evaluator_match_expressions():
     assert not netpol.selector_matches(selector, {"x": "1"})
     assert netpol.selector_matches({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]}, {"x": "1"})
     assert not netpol.selector_matches({"matchExpressions": [{"key": "c", "operator": "NotIn", "values": ["j"]}]}, {"c": "j"})
+
+
+def _group(pattern: str, text: str) -> str:
+    """The first group of ``pattern``'s match in ``text``; fails the test when there is none."""
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not found"
+    return match.group(1)

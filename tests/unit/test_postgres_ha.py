@@ -258,7 +258,7 @@ def test_data_dir_is_strictly_below_the_data_volume_mount(objects_of: ObjectsOf,
 
 def test_patronictl_finds_the_mounted_config_file(objects_of: ObjectsOf, stack: str) -> None:
     objects = objects_of(stack)
-    env = {entry["name"]: entry.get("value") for entry in env_of(objects)}
+    env = {entry["name"]: entry.get("value", "") for entry in env_of(objects)}
     config_file = Path(env["PATRONICTL_CONFIG_FILE"])
     mounts = {Path(mount["mountPath"]): mount["name"] for mount in container(objects)["volumeMounts"]}
     volume = next(v for v in pod(objects)["volumes"] if v["name"] == mounts[config_file.parent])

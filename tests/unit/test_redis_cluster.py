@@ -236,7 +236,7 @@ def test_exporter_sidecar_on_9121_reads_the_password_from_the_secret(stack):
 def test_every_redis_tool_gets_the_password_as_rediscli_auth_and_never_as_dash_a(stack):
     rendered = objects(stack)
     secret = rendered.get("Secret", SECRET)
-    assert "redis-password" in (secret.get("stringData") or secret.get("data"))
+    assert "redis-password" in (secret.get("stringData") or secret.get("data") or {})
     specs = [container(stack, "redis")] + [j["spec"]["template"]["spec"]["containers"][0] for j in jobs(stack).values()]
     for spec in specs:
         assert env_of(spec)["REDISCLI_AUTH"]["valueFrom"]["secretKeyRef"] == {"name": SECRET, "key": "redis-password"}
