@@ -14,7 +14,7 @@ import yaml
 from components import kafka_kraft
 from settings import SettingsError
 from settings.kafka import valid_cluster_id
-from tests.conftest import Objects, render_stack
+from tests.conftest import Objects, env, objects, render_stack
 from tools import render as render_tool
 
 RELEASE = "ai-infra"
@@ -30,10 +30,6 @@ CONTROLLER_OBJECTS = [
 ]
 
 
-def objects(stack: str, *overrides: str) -> Objects:
-    return Objects(render_stack(stack, *overrides).objects)
-
-
 def properties(objs: Objects, statefulset: str) -> dict[str, str]:
     text = config_map(objs, statefulset)["server.properties"]
     return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
@@ -47,10 +43,6 @@ def config_map(objs: Objects, statefulset: str) -> dict[str, str]:
 
 def kafka_container(objs: Objects, statefulset: str) -> dict[str, Any]:
     return objs.get("StatefulSet", statefulset)["spec"]["template"]["spec"]["containers"][0]
-
-
-def env(container: dict[str, Any]) -> dict[str, Any]:
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
 
 
 def kafka_statefulsets(stack: str) -> list[str]:
