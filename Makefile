@@ -82,4 +82,4 @@ destroy: install ## pulumi destroy for STACK; non-dev asks first unless YES=1
 	YES=$(YES) bash tools/stack.sh destroy $(STACK)
 
 clean: ## remove rendered output and caches (keeps .venv and the local Pulumi state)
-	rm -rf rendered out .pytest_cache .ruff_cache .hypothesis
+	rm -rf rendered .pytest_cache .ruff_cache .hypothesis .mypy_cache

@@ -114,7 +114,7 @@ def _redis_flows(redis: RedisOutputs | None, backend: AppOutputs | None, peers: 
     flows = [
         Flow(redis.pods, redis.pods, (client, bus), "replication and failover on the client port, gossip on the cluster bus"),
         # The Jobs use redis-cli only and mount no service account token: no API access.
-        Flow(redis.job_pods, redis.pods, (client,), "the bootstrap/reconcile/preflight Jobs manage the cluster"),
+        Flow(redis.job_pods, redis.pods, (client,), "the preflight and reconcile Jobs manage the cluster"),
     ]
     if redis.metrics:
         flows.append(Flow(peers.monitoring, redis.pods, (Port(REDIS_EXPORTER_PORT),), "Prometheus scrapes redis_exporter"))

@@ -83,10 +83,6 @@ class KafkaRole:
     def votes(self) -> bool:
         return self.kind != "broker"
 
-    @property
-    def port(self) -> int:
-        return CONTROLLER_PORT if self.kind == "controller" else BROKER_PORT
-
     def pods(self, count: int | None = None) -> list[str]:
         """The pod names of the first ``count`` ordinals (default: all replicas)."""
         return [f"{self.name}-{ordinal}" for ordinal in range(self.replicas if count is None else count)]

@@ -154,15 +154,6 @@ def policy_objects(args: PlatformNetworkPoliciesArgs) -> list[shapes.Obj]:
     return objects
 
 
-def flow_table(flows: Sequence[Flow]) -> str:
-    """The flows as a Markdown table (source, destination, ports, purpose)."""
-    rows = ["| from | to | ports | why |", "|---|---|---|---|"]
-    for flow in flows:
-        ports = ", ".join(str(port) for port in flow.ports) or "any"
-        rows.append(f"| {flow.source.name} | {flow.destination.name} | {ports} | {flow.purpose} |")
-    return "\n".join(rows) + "\n"
-
-
 # --- private builders --------------------------------------------------------------------
 
 

@@ -166,10 +166,6 @@ class AppSettings(ConfigModel):
                 )
         return found
 
-    @property
-    def has_hpa(self) -> bool:
-        return self.enabled and self.autoscaling.enabled
-
 
 _SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "PRIVATE_KEY", "API_KEY", "CREDENTIAL")
 

@@ -1,5 +1,6 @@
-"""KafkaKRaft under Pulumi mocks: the invariants of reference/kafka.md section 5, the
-settings rules of section 3, and the guide's names."""
+"""KafkaKRaft under Pulumi mocks: the invariants of a static KRaft quorum (voters fixed,
+brokers scaling apart from them, node ids, listeners, PDB math), the
+settings rules, and the guide's names."""
 
 from __future__ import annotations
 

@@ -13,11 +13,12 @@ import kubernetes_validate
 import pytest
 
 import platform_flows
-from components import network_policy, postgres_ha
+from components import postgres_ha
 from settings import SettingsError
 from tests import netpol
 from tests.conftest import render_stack
 from tests.netpol import Endpoint, Policies
+from tools import config_reference
 
 RELEASE = "ai-infra"
 
@@ -488,11 +489,13 @@ def test_variants_validate_and_stay_isolated(overrides):
     assert len(policies) == 2 + sum(1 for p in policies if p["spec"]["podSelector"])
 
 
-def test_flow_table_lists_every_flow():
-    flows = render_stack("prod").flows
-    table = network_policy.flow_table(flows)
+def test_the_readme_flow_table_lists_every_flow_of_its_stack():
+    stack, overrides = config_reference.FLOW_TABLE_STACK
+    flows = render_stack(stack, *overrides).flows
+    table = config_reference.flow_table()
     assert table.count("\n") == len(flows) + 2
     assert "| backend | patroni | 5432/TCP |" in table
+    assert "| backend | networkPolicy.backendEgressCidrs | any |" in table
 
 
 # --- the evaluator itself ------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""PostgresHA under Pulumi mocks, for dev and prod: the offline invariants of
-shared/reference/patroni.md section 5, the settings rules, the wiring and outputs."""
+"""PostgresHA under Pulumi mocks, for dev and prod: the offline invariants of a Patroni
+cluster on Kubernetes (ConfigMaps as DCS, RBAC, Services by role, volumes, probes), the
+settings rules, the wiring and outputs."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""RedisCluster as the program registers it under mocks, dev and prod. Every invariant of
-the Redis reference's section 6 is a test here."""
+"""RedisCluster as the program registers it under mocks, dev and prod: topology, Jobs,
+scripts, probes, passwords, disruption and placement."""
 
 from __future__ import annotations
 
