@@ -82,11 +82,13 @@ def test_role_binding_binds_the_statefulsets_service_account_in_its_namespace(ob
     assert pod(objects)["automountServiceAccountToken"] is True
 
 
-def test_bypass_api_service_only_with_its_cluster_role(objects_of: ObjectsOf, stack: str) -> None:
+def test_no_api_service_bypass_and_no_cluster_role(objects_of: ObjectsOf, stack: str) -> None:
+    """bypass_api_service makes Patroni read the API server's own Endpoints, which needs a
+    ClusterRole; the program grants none, so the bypass stays off (the old check, 'bypass on
+    exactly when a ClusterRole exists', compared False with False)."""
     objects = objects_of(stack)
-    kubernetes = patroni_yml(objects)["kubernetes"]
-    patroni_cluster_roles = [name for name in objects.names("ClusterRole") if "patroni" in name]
-    assert bool(kubernetes.get("bypass_api_service")) == bool(patroni_cluster_roles)
+    assert patroni_yml(objects)["kubernetes"]["bypass_api_service"] is False
+    assert objects.names("ClusterRole") == [] and objects.names("ClusterRoleBinding") == []
 
 
 # --- labels ------------------------------------------------------------------------------
