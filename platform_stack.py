@@ -314,7 +314,7 @@ def _monitoring_args(settings: PlatformSettings, parts: DeployedParts) -> Monito
         settings=monitoring,
         endpoints=endpoints,
         alert_groups=alert_rules.labelled(groups, dict(alerts.labels)),
-        backend_service=AppNames(settings.release_name, "backend", namespace, settings.cluster_domain).full,
+        backend_service=AppNames(settings.release_name, namespace, settings.cluster_domain, app="backend").full,
     )
 
 

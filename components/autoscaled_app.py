@@ -26,13 +26,10 @@ class AutoscaledAppArgs:
 
 
 @dataclass(frozen=True)
-class AppNames:
+class AppNames(shapes.StackNames):
     """Every name the component derives from the release and the tier."""
 
-    release: str
     app: str
-    namespace: str
-    cluster_domain: str
 
     @property
     def full(self) -> str:
@@ -47,8 +44,8 @@ class AppNames:
         return f"{self.full}-pdb"
 
     @property
-    def host(self) -> str:
-        return shapes.service_host(self.full, self.namespace, self.cluster_domain)
+    def service_host(self) -> str:
+        return self.host(self.full)
 
 
 @dataclass(frozen=True)
@@ -83,7 +80,7 @@ class AutoscaledApp(pulumi.ComponentResource):
         super().__init__("ai-infra:index:AutoscaledApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
-        names = AppNames(args.release, args.app, args.namespace, args.cluster_domain)
+        names = AppNames(args.release, args.namespace, args.cluster_domain, app=args.app)
         full_name = names.full
         selector = shapes.selector_labels(args.release, args.app)
         labels = shapes.common_labels(args.release, args.app, args.app)
@@ -124,7 +121,7 @@ class AutoscaledApp(pulumi.ComponentResource):
         self.outputs = AppOutputs(
             names=names,
             pods=Pods(args.app, selector),
-            host=names.host,
+            host=names.service_host,
             port=settings.service.port,
             http_port=settings.service.target_port,
             https_port=settings.service.https_target_port,
@@ -132,7 +129,7 @@ class AutoscaledApp(pulumi.ComponentResource):
             hpa=names.hpa if autoscaling.enabled else None,
             scales=autoscaling.enabled and autoscaling.min_replicas < autoscaling.max_replicas,
         )
-        self.register_outputs({"serviceHost": names.host, "servicePort": settings.service.port})
+        self.register_outputs({"serviceHost": names.service_host, "servicePort": settings.service.port})
 
 
 # --- private builders ----------------------------------------------------------------

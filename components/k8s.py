@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -226,6 +227,22 @@ def service_host(service: str, namespace: str, cluster_domain: str) -> str:
 def pod_host(pod: str, headless_service: str, namespace: str, cluster_domain: str) -> str:
     """Stable DNS name of a StatefulSet pod through its headless Service."""
     return f"{pod}.{service_host(headless_service, namespace, cluster_domain)}"
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """Where a component's objects live; each component's public names object extends it
+    with the names it derives from the release."""
+
+    release: str
+    namespace: str
+    cluster_domain: str
+
+    def host(self, service: str) -> str:
+        return service_host(service, self.namespace, self.cluster_domain)
+
+    def pod_host(self, pod: str, headless_service: str) -> str:
+        return pod_host(pod, headless_service, self.namespace, self.cluster_domain)
 
 
 # --- volumes ---------------------------------------------------------------------------

@@ -22,12 +22,8 @@ BROKER_ID_OFFSET = 100  # broker node ids are 100+ordinal, never a voter id (Bit
 
 
 @dataclass(frozen=True)
-class KafkaNames:
+class KafkaNames(shapes.StackNames):
     """The names of the cluster's objects outside its StatefulSets, and their DNS names."""
-
-    release: str
-    namespace: str
-    cluster_domain: str
 
     @property
     def base(self) -> str:
@@ -56,9 +52,6 @@ class KafkaNames:
     @property
     def ui_url(self) -> str:
         return f"http://{self.host(self.ui)}:{UI_PORT}"
-
-    def host(self, service: str) -> str:
-        return shapes.service_host(service, self.namespace, self.cluster_domain)
 
 
 @dataclass(frozen=True)

@@ -73,12 +73,8 @@ class PostgresHAArgs:
 
 
 @dataclass(frozen=True)
-class PatroniNames:
-    """Every name the component derives from the release, and the DNS names of its Services."""
-
-    release: str
-    namespace: str
-    cluster_domain: str
+class PatroniNames(shapes.StackNames):
+    """Every name the component derives from the release."""
 
     @property
     def scope(self) -> str:
@@ -115,9 +111,6 @@ class PatroniNames:
     @property
     def pdb(self) -> str:
         return f"{self.scope}-pdb"
-
-    def host(self, service: str) -> str:
-        return shapes.service_host(service, self.namespace, self.cluster_domain)
 
 
 @dataclass(frozen=True)

@@ -69,12 +69,8 @@ class RedisClusterArgs:
 
 
 @dataclass(frozen=True)
-class RedisNames:
+class RedisNames(shapes.StackNames):
     """Every name the component derives from the release, and the DNS names of its pods."""
-
-    release: str
-    namespace: str
-    cluster_domain: str
 
     @property
     def full(self) -> str:
@@ -102,12 +98,12 @@ class RedisNames:
 
     @property
     def client_host(self) -> str:
-        return shapes.service_host(self.full, self.namespace, self.cluster_domain)
+        return self.host(self.full)
 
     @property
     def node_host_template(self) -> str:
         """printf template of pod i's stable DNS name (through the headless Service)."""
-        return shapes.pod_host(f"{self.full}-%d", self.headless, self.namespace, self.cluster_domain)
+        return self.pod_host(f"{self.full}-%d", self.headless)
 
     def job(self, mode: str, settings: RedisClusterSettings) -> str:
         """Named by the topology (and drain): a change of it runs the Job again."""
