@@ -31,6 +31,7 @@ PROJECT_FILES = [
     "__main__.py",
     "platform_stack.py",
     "platform_flows.py",
+    "platform_monitoring.py",
     "requirements.txt",
     "settings",
     "components",
