@@ -102,6 +102,8 @@ fi
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
 	echo "stack: creating stack $stack on $PULUMI_BACKEND_URL" >&2
 	(cd "$init_dir" && pulumi stack init "$stack" >/dev/null)
+	# The engine remembers the selected stack per project directory: select it here too.
+	pulumi stack select "$stack" >/dev/null
 fi
 
 if [[ $action == pulumi ]]; then
