@@ -8,15 +8,14 @@ so scaling brokers never rolls a controller. dev: one combined broker+controller
 
 Every node runs ``components/files/kafka/entrypoint.sh`` with a server.properties rendered
 here from the per-role templates beside it; the conformance tests run the same files with
-the real Kafka jars. Optional: Kafka UI (kafbat, read-only, behind a login) and
-kafka-exporter on :9308.
+the real Kafka jars. Optional, from components/kafka_tools.py: Kafka UI (kafbat,
+read-only, behind a login) and kafka-exporter on :9308.
 """
 
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import pulumi
@@ -25,23 +24,22 @@ import pulumi_random as random
 from pydantic import SecretStr
 
 from components import k8s as shapes
-from components.credentials import credential
+from components import kafka_tools
 from components.kafka_topology import (
     BROKER_ID_OFFSET,
     BROKER_PORT,
     CONTROLLER_PORT,
     EXPORTER_PORT,
-    UI_PORT,
     KafkaNames,
     KafkaRole,
     clients,
+    heap_mib,
     kafka_roles,
     kafka_uuid,
     pdb_max_unavailable,
     voter_string,
 )
 from components.wiring import MetricsEndpoint, Pods
-from settings.base import ResourceSettings, parse_quantity
 from settings.kafka import KafkaSettings
 
 FILES = Path(__file__).resolve().parent / "files" / "kafka"
@@ -49,8 +47,6 @@ DATA_MOUNT = "/var/lib/kafka/data"  # the apache/kafka image's VOLUME: the volum
 LOG_DIRS = f"{DATA_MOUNT}/kraft-logs"  # a subdirectory, so lost+found is never read as a partition
 CONFIG_MOUNT = "/etc/kafka/rendered"
 KAFKA_UID = 1000  # apache/kafka's appuser
-UI_UID = 65534
-EXPORTER_UID = 65534
 # The image's bin/ first, so the guide's `kubectl exec ... -- kafka-topics.sh` works as written.
 KAFKA_PATH = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -166,10 +162,10 @@ class KafkaKRaft(pulumi.ComponentResource):
 
         self.exporter: k8s.apps.v1.Deployment | None = None
         if settings.exporter.enabled:
-            self.exporter = self._exporter(name, args, names, bootstrap, child)
+            self.exporter = kafka_tools.exporter(self, name, args, names, bootstrap)
         self.ui: k8s.apps.v1.Deployment | None = None
         if settings.ui.enabled:
-            self.ui = self._ui(name, args, names, bootstrap, child)
+            self.ui = kafka_tools.ui(self, name, args, names, bootstrap)
 
         controllers = next((role for role in roles if role.kind == "controller"), None)
         exporter_selector = shapes.selector_labels(args.release, "kafka-exporter")
@@ -187,125 +183,6 @@ class KafkaKRaft(pulumi.ComponentResource):
             else None,
         )
         self.register_outputs({"bootstrapServers": bootstrap, "uiUrl": self.outputs.ui_url})
-
-    def _exporter(
-        self, name: str, args: KafkaKRaftArgs, names: KafkaNames, bootstrap: str, child: pulumi.ResourceOptions
-    ) -> k8s.apps.v1.Deployment:
-        """kafka-exporter: topic, partition and consumer-group lag metrics on :9308."""
-        exporter = args.settings.exporter
-        full_name = names.exporter
-        selector = shapes.selector_labels(args.release, "kafka-exporter")
-        labels = shapes.common_labels(args.release, "kafka-exporter", "metrics")
-        container: shapes.Obj = {
-            "name": "kafka-exporter",
-            "image": exporter.image.reference,
-            "imagePullPolicy": exporter.image.pull_policy,
-            "args": [f"--kafka.server={bootstrap}", "--kafka.version=3.6.0", f"--web.listen-address=:{EXPORTER_PORT}"],
-            "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
-            "resources": exporter.resources.as_kubernetes(),
-            "readinessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=5, period=10, timeout=3, failures=3),
-            "livenessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=30, period=20, timeout=5, failures=3),
-            "securityContext": shapes.container_security_context(),
-        }
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-exporter",
-            metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(shapes.PINNED_IMAGE_SKIPS)),
-            spec={
-                "replicas": 1,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": _plain_pod(args, container, run_as_user=EXPORTER_UID),
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            f"{name}-exporter-service",
-            metadata=shapes.metadata(
-                full_name,
-                args.namespace,
-                labels,
-                {"prometheus.io/scrape": "true", "prometheus.io/port": str(EXPORTER_PORT), "prometheus.io/path": "/metrics"},
-            ),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [{"name": "metrics", "port": EXPORTER_PORT, "targetPort": "metrics", "protocol": "TCP"}],
-            },
-            opts=child,
-        )
-        return deployment
-
-    def _ui(
-        self, name: str, args: KafkaKRaftArgs, names: KafkaNames, bootstrap: str, child: pulumi.ResourceOptions
-    ) -> k8s.apps.v1.Deployment:
-        """Kafka UI: read-only, login form, credentials from a Secret, no dynamic config."""
-        ui = args.settings.ui
-        full_name = names.ui
-        # Its own name label: no Kafka Service, PDB or anti-affinity selector matches it.
-        selector = shapes.selector_labels(args.release, "kafka-ui")
-        labels = shapes.common_labels(args.release, "kafka-ui", "ui")
-        password = credential("kafka-ui-password", args.ui_password, parent=self)
-        auth = k8s.core.v1.Secret(
-            f"{name}-ui-auth",
-            metadata=shapes.metadata(f"{full_name}-auth", args.namespace, labels),
-            type="Opaque",
-            string_data={"username": ui.username, "password": password},
-            opts=child,
-        )
-        env = [
-            shapes.env_value("KAFKA_CLUSTERS_0_NAME", args.release),
-            shapes.env_value("KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS", bootstrap),
-            shapes.env_value("KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL", "PLAINTEXT"),
-            shapes.env_value("KAFKA_CLUSTERS_0_READONLY", "true"),
-            shapes.env_value("DYNAMIC_CONFIG_ENABLED", "false"),
-            shapes.env_value("AUTH_TYPE", "LOGIN_FORM"),
-            shapes.env_from_secret("SPRING_SECURITY_USER_NAME", auth.metadata.name, "username"),
-            shapes.env_from_secret("SPRING_SECURITY_USER_PASSWORD", auth.metadata.name, "password"),
-            shapes.env_value("JAVA_OPTS", f"-Xmx{_heap_mib(ui.resources)}m -Djava.io.tmpdir=/tmp"),
-        ]
-        container: shapes.Obj = {
-            "name": "kafka-ui",
-            "image": ui.image.reference,
-            "imagePullPolicy": ui.image.pull_policy,
-            "env": env,
-            "ports": [{"name": "http", "containerPort": UI_PORT, "protocol": "TCP"}],
-            "resources": ui.resources.as_kubernetes(),
-            "startupProbe": shapes.http_probe("/actuator/health", "http", initial_delay=10, period=5, timeout=3, failures=36),
-            "readinessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=10, timeout=3, failures=3),
-            "livenessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=20, timeout=5, failures=3),
-            "securityContext": shapes.container_security_context(),
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        }
-        # Kafka UI writes only /tmp (an emptyDir) and needs no particular uid: a high one
-        # cannot clash with a host user.
-        pod = _plain_pod(args, container, run_as_user=UI_UID)
-        pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-ui",
-            metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(_UI_CHECKOV_SKIPS)),
-            spec={
-                "replicas": 1,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": pod,
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            f"{name}-ui-service",
-            metadata=shapes.metadata(full_name, args.namespace, labels),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [{"name": "http", "port": UI_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
-            opts=child,
-        )
-        return deployment
 
 
 # --- rendered files (pure: the conformance tests run them) -------------------------------
@@ -347,12 +224,6 @@ def _cluster_id(resource_name: str, configured: str | None, *, parent: pulumi.Re
         return pulumi.Output.secret(configured)
     generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent))
     return pulumi.Output.secret(generated.b64_url.apply(kafka_uuid))
-
-
-def _heap_mib(resources: ResourceSettings) -> int:
-    """Half the memory limit: the rest is page cache, metaspace and direct buffers."""
-    limit = resources.limits.memory or resources.requests.memory or "1Gi"
-    return int(parse_quantity(limit) / Decimal(2 * 2**20))
 
 
 def _headless_spec(role: KafkaRole) -> shapes.Obj:
@@ -397,7 +268,7 @@ def _kafka_pod(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str) -> shape
         shapes.env_value("KAFKA_NODE_ID_OFFSET", str(role.node_id_offset)),
         shapes.env_value("KAFKA_CONFIG_TEMPLATE", f"{CONFIG_MOUNT}/server.properties"),
         shapes.env_value("KAFKA_CONFIG", "/tmp/kafka/server.properties"),
-        shapes.env_value("KAFKA_SERVER_HEAP_OPTS", f"-Xms{_heap_mib(role.resources)}m -Xmx{_heap_mib(role.resources)}m"),
+        shapes.env_value("KAFKA_SERVER_HEAP_OPTS", f"-Xms{heap_mib(role.resources)}m -Xmx{heap_mib(role.resources)}m"),
         shapes.env_value("LOG_DIR", "/opt/kafka/logs"),
         shapes.env_value("PATH", KAFKA_PATH),
     ]
@@ -464,25 +335,7 @@ _CHECKOV_SKIPS = {
     ),
     "CKV_K8S_40": f"runs as uid {KAFKA_UID}, the appuser of the apache/kafka image that owns /opt/kafka and the log dirs",
 }
-_UI_CHECKOV_SKIPS = {
-    **shapes.PINNED_IMAGE_SKIPS,
-    "CKV_K8S_35": (
-        "Kafka UI (Spring Boot) reads its login from SPRING_SECURITY_USER_NAME and _PASSWORD in the "
-        "environment, taken from the auth Secret, never the pod spec"
-    ),
-}
 
 
 def _tcp_probe(port: str, *, period: int, failures: int) -> shapes.Obj:
     return {"tcpSocket": {"port": port}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
-
-
-def _plain_pod(args: KafkaKRaftArgs, container: shapes.Obj, *, run_as_user: int) -> shapes.Obj:
-    pod: shapes.Obj = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": shapes.pod_security_context(run_as_user=run_as_user),
-        "containers": [container],
-        **shapes.image_pull_secrets(args.image_pull_secrets),
-    }
-    return pod

@@ -9,9 +9,10 @@ network policies and alerts, and tests read them instead of spelling names again
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 
 from components import k8s as shapes
-from settings.base import PersistenceSettings, ResourceSettings
+from settings.base import PersistenceSettings, ResourceSettings, parse_quantity
 from settings.kafka import KafkaSettings
 
 BROKER_PORT = 9092
@@ -157,3 +158,10 @@ def kafka_uuid(b64_url: str) -> str:
     """Kafka's Uuid text form from pulumi_random's unpadded base64url: the same alphabet,
     but Kafka never emits a leading '-' (it would read as a command-line option)."""
     return "_" + b64_url[1:] if b64_url.startswith("-") else b64_url
+
+
+def heap_mib(resources: ResourceSettings) -> int:
+    """The JVM heap of a Kafka (or Kafka UI) pod: half the memory limit; the rest is page
+    cache, metaspace and direct buffers."""
+    limit = resources.limits.memory or resources.requests.memory or "1Gi"
+    return int(parse_quantity(limit) / Decimal(2 * 2**20))
