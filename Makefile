@@ -9,20 +9,30 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 NODES ?= 1
 CLUSTER := $(PYTHON) -m tools.cluster
+# YES=1: `make up`/`make destroy` of a non-dev stack without the confirmation question.
+YES ?=
 
-.PHONY: help install deps toolchain test test-fast lint format render bench docs up preview destroy clean \
+.PHONY: help install lock deps toolchain test test-fast lint format render bench docs up preview destroy clean \
 	cluster-build cluster-up cluster-down cluster-status images
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# requirements.lock pins every transitive dependency with its hashes (make lock writes it
+# from requirements*.txt), so a fresh install gets exactly the tested packages.
+$(VENV)/.installed: requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.lock
 	touch $@
 
-install: $(VENV)/.installed ## create .venv with the pinned Python dependencies
+install: $(VENV)/.installed ## create .venv with the locked Python dependencies (hashes checked)
+
+lock: ## re-resolve requirements*.txt into requirements.lock, with hashes (after changing a pin)
+	$(PYTHON) -m venv .pulumi-state/pip-tools
+	.pulumi-state/pip-tools/bin/pip install --quiet pip-tools==7.6.2
+	.pulumi-state/pip-tools/bin/pip-compile --quiet --generate-hashes --allow-unsafe --strip-extras \
+		--no-emit-index-url --no-emit-find-links --output-file requirements.lock requirements-dev.txt
 
 deps: ## install the real software the conformance tests run (apt, PyPI, Maven)
 	@set -e; for script in tools/ci/install-*.sh; do echo "deps: $$script"; bash "$$script"; done
@@ -39,9 +49,18 @@ test-fast: install ## unit and manifest tiers only (minutes; installs only check
 	bash tools/ci/install-promtool.sh
 	$(PY) -m pytest tests/unit tests/manifest $(PYTEST_ARGS)
 
-lint: install ## ruff check and format check
+# Every shell script a pod or a tool runs (the pods' scripts are bash; -x follows `source`).
+SHELL_SCRIPTS = $(shell git ls-files '*.sh') .ci/run
+
+lint: install ## ruff, mypy (pydantic plugin), shellcheck, go vet and go test of tools/toolchain
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy examples/consumer
+	bash tools/ci/install-shellcheck.sh
+	shellcheck --external-sources --source-path=SCRIPTDIR $(SHELL_SCRIPTS)
+	cd tools/toolchain/pulumi && go vet ./... && go test ./...
+	test -z "$$(gofmt -l tools/toolchain)" || { gofmt -l tools/toolchain; exit 1; }
 
 format: install ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
@@ -56,14 +75,14 @@ bench: install ## render timings and resource counts, as a table
 docs: install ## regenerate the README's config reference and outputs contract
 	$(PY) tools/config_reference.py
 
-up: install ## pulumi up for STACK (render mode when no cluster is reachable; dev only)
-	bash tools/stack.sh up $(STACK)
+up: install ## pulumi up for STACK (render mode without a cluster: dev only); non-dev asks first unless YES=1
+	YES=$(YES) bash tools/stack.sh up $(STACK)
 
 preview: install ## pulumi preview for STACK
 	bash tools/stack.sh preview $(STACK)
 
-destroy: install ## pulumi destroy for STACK
-	bash tools/stack.sh destroy $(STACK)
+destroy: install ## pulumi destroy for STACK; non-dev asks first unless YES=1
+	YES=$(YES) bash tools/stack.sh destroy $(STACK)
 
 cluster-build: ## build (or reuse) the local cluster's binaries and add-on images, cached by version
 	$(CLUSTER) build
@@ -81,4 +100,4 @@ images: ## build images/*/Dockerfile on the offline Debian base; push them to th
 	$(CLUSTER) images --push
 
 clean: ## remove rendered output and caches (keeps .venv and the local Pulumi state)
-	rm -rf rendered out .pytest_cache .ruff_cache .hypothesis
+	rm -rf rendered .pytest_cache .ruff_cache .hypothesis .mypy_cache

@@ -13,5 +13,5 @@ except SettingsError as error:
     # RunError ends the program with its message alone: no traceback for a config mistake.
     raise pulumi.RunError(f"invalid stack config: {len(error.problems)} problem(s), listed above") from None
 
-for key, value in build_platform(settings).items():
+for key, value in build_platform(settings).outputs.items():
     pulumi.export(key, value)

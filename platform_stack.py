@@ -7,18 +7,24 @@ flat camelCase keys, credentials as secret outputs.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TypedDict
+
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
-from components.autoscaled_app import AutoscaledApp, AutoscaledAppArgs
+from components.autoscaled_app import AppOutputs, AutoscaledApp, AutoscaledAppArgs
 from components.backups import Backups, BackupsArgs
 from components.credentials import credential
 from components.kafka_kraft import KafkaKRaft, KafkaKRaftArgs
-from components.monitoring import Monitoring, MonitoringArgs
-from components.network_policy import PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
-from components.postgres_ha import PostgresHA, PostgresHAArgs
-from components.redis_cluster import RedisCluster, RedisClusterArgs
+from components.monitoring import Monitoring
+from components.network_policy import Flow, PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
+from components.postgres_ha import PostgresHA, PostgresHAArgs, PostgresOutputs
+from components.redis_cluster import RedisCluster, RedisClusterArgs, RedisOutputs
+from components.wiring import Pods
+from platform_flows import DeployedParts, platform_flows
+from platform_monitoring import monitoring_args
 from settings import PlatformSettings
 
 # name -> what a consumer reads it for. Tests hold the program to exactly these keys.
@@ -49,8 +55,26 @@ OUTPUTS: dict[str, str] = {
 SECRET_OUTPUTS: frozenset[str] = frozenset({"postgresPassword", "redisPassword"})
 
 
-def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
-    """Register every resource of the stack; return the stack outputs by name."""
+class _Placement(TypedDict):
+    """Where every component goes and what every pod pulls with: the args all share."""
+
+    release: str
+    namespace: str
+    cluster_domain: str
+    image_pull_secrets: list[str]
+
+
+@dataclass(frozen=True)
+class Platform:
+    """What the program built: the stack outputs by name, and the flow table the network
+    policies allow (the README's flow table is generated from it)."""
+
+    outputs: dict[str, pulumi.Output]
+    flows: list[Flow]
+
+
+def build_platform(settings: PlatformSettings) -> Platform:
+    """Register every resource of the stack; return the stack outputs and the flows."""
     provider = _provider(settings)
     namespace = k8s.core.v1.Namespace(
         "namespace",
@@ -69,74 +93,76 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
         opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
     )
     in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
+    common = _Placement(
+        release=settings.release_name,
+        namespace=settings.namespace,
+        cluster_domain=settings.cluster_domain,
+        image_pull_secrets=list(settings.image_pull_secrets),
+    )
 
-    # The data systems plug in here: each adds its env to the backend and its outputs
-    # to the stack (PostgresHA, RedisCluster, KafkaKRaft).
+    # The data systems; each one's typed outputs become the backend's env and stack outputs here.
     backend_env: list[shapes.Obj] = []
     outputs: dict[str, pulumi.Output] = {}
+    postgres = redis = kafka = None
     if settings.patroni.enabled:
         postgres = PostgresHA(
             "postgres",
             PostgresHAArgs(
-                release=settings.release_name,
-                namespace=settings.namespace,
                 settings=settings.patroni,
-                production=settings.production,
                 superuser_password=settings.secrets.postgres_password,
                 replication_password=settings.secrets.replication_password,
                 storage_class=settings.storage_class,
-                image_pull_secrets=list(settings.image_pull_secrets),
+                **common,
             ),
             opts=in_namespace,
         )
-        backend_env += postgres.backend_env
-        outputs |= postgres.stack_outputs
+        backend_env += _postgres_env(postgres.outputs)
+        outputs |= _postgres_outputs(postgres)
     if settings.redis_cluster.enabled:
         redis = RedisCluster(
             "redis",
             RedisClusterArgs(
-                release=settings.release_name,
-                namespace=settings.namespace,
                 settings=settings.redis_cluster,
                 password=settings.secrets.redis_password,
                 storage_class=settings.storage_class,
-                image_pull_secrets=list(settings.image_pull_secrets),
+                **common,
             ),
             opts=in_namespace,
         )
-        backend_env += redis.backend_env
-        outputs |= redis.stack_outputs
+        backend_env += _redis_env(redis.outputs)
+        outputs |= _redis_outputs(redis)
     if settings.kafka.enabled:
         kafka = KafkaKRaft(
             "kafka",
             KafkaKRaftArgs(
-                release=settings.release_name,
-                namespace=settings.namespace,
                 settings=settings.kafka,
-                production=settings.production,
                 storage_class=settings.storage_class,
-                image_pull_secrets=list(settings.image_pull_secrets),
                 ui_password=settings.secrets.kafka_ui_password,
+                **common,
             ),
             opts=in_namespace,
         )
-        backend_env += kafka.backend_env
-        outputs |= kafka.stack_outputs
+        backend_env.append(shapes.env_value("KAFKA_BOOTSTRAP_SERVERS", kafka.outputs.bootstrap_servers))
+        outputs |= {
+            "kafkaBootstrapServers": pulumi.Output.from_input(kafka.outputs.bootstrap_servers),
+            "kafkaUiUrl": pulumi.Output.from_input(kafka.outputs.ui_url),
+        }
+    backups: dict[str, Pods] = {}
     if settings.backup.enabled:
         # Scheduled pg_dump and Redis snapshots, reading the passwords from the Secrets above.
-        Backups(
+        backups = Backups(
             "backups",
             BackupsArgs(
                 release=settings.release_name,
                 namespace=settings.namespace,
                 settings=settings.backup,
-                patroni=settings.patroni if settings.patroni.enabled else None,
-                redis=settings.redis_cluster if settings.redis_cluster.enabled else None,
+                postgres=postgres.outputs if postgres else None,
+                redis=redis.outputs if redis else None,
                 storage_class=settings.storage_class,
                 image_pull_secrets=list(settings.image_pull_secrets),
             ),
             opts=in_namespace,
-        )
+        ).pods
 
     app_secret = _app_secret(settings, in_namespace)
     backend_env += [
@@ -144,43 +170,95 @@ def build_platform(settings: PlatformSettings) -> dict[str, pulumi.Output]:
         shapes.env_from_secret("SESSION_SECRET", app_secret.metadata.name, "session-secret"),
     ]
 
-    apps: dict[str, AutoscaledApp] = {}
+    apps: dict[str, AppOutputs] = {}
+    nginx: AutoscaledApp | None = None
     for app, app_settings in settings.apps.items():
         if not app_settings.enabled:
             continue
-        apps[app] = AutoscaledApp(
+        component = AutoscaledApp(
             app,
-            AutoscaledAppArgs(
-                app=app,
-                release=settings.release_name,
-                namespace=settings.namespace,
-                settings=app_settings,
-                image_pull_secrets=list(settings.image_pull_secrets),
-                extra_env=backend_env if app == "backend" else [],
+            AutoscaledAppArgs(app=app, settings=app_settings, extra_env=backend_env if app == "backend" else [], **common),
+            opts=in_namespace,
+        )
+        apps[app] = component.outputs
+        outputs[f"{app}Host"] = pulumi.Output.from_input(component.outputs.host)
+        outputs[f"{app}Port"] = pulumi.Output.from_input(component.outputs.port)
+        nginx = component if app == "nginx" else nginx
+    if nginx is not None:
+        outputs["nginxServiceType"] = pulumi.Output.from_input(nginx.outputs.service_type)
+        outputs["nginxExternalAddress"] = nginx.service.status.apply(_external_address)
+
+    parts = DeployedParts(
+        postgres.outputs if postgres else None, redis.outputs if redis else None, kafka.outputs if kafka else None, apps, backups
+    )
+    if settings.monitoring.enabled:
+        # ServiceMonitors, PrometheusRules and Grafana dashboards (Prometheus Operator CRDs).
+        Monitoring("monitoring", monitoring_args(settings, parts), opts=in_namespace)
+
+    flows = platform_flows(
+        parts, policy=settings.network_policy, monitoring_namespace=settings.monitoring.namespace, backup=settings.backup
+    )
+    if settings.network_policy.enabled:
+        # Default deny in the namespace; each flow of the platform allowed by name.
+        PlatformNetworkPolicies(
+            "network-policies",
+            PlatformNetworkPoliciesArgs(
+                settings.release_name, settings.namespace, settings.network_policy, parts.groups(), flows
             ),
             opts=in_namespace,
         )
-
-    if settings.monitoring.enabled:
-        # ServiceMonitors, PrometheusRules and Grafana dashboards (Prometheus Operator CRDs).
-        Monitoring("monitoring", MonitoringArgs(settings=settings), opts=in_namespace)
-
-    if settings.network_policy.enabled:
-        # Default deny in the namespace; each flow of the platform allowed by name.
-        PlatformNetworkPolicies("network-policies", PlatformNetworkPoliciesArgs(settings=settings), opts=in_namespace)
 
     outputs |= {
         "namespace": namespace.metadata.name,
         "releaseName": pulumi.Output.from_input(settings.release_name),
         "appSecretName": app_secret.metadata.name,
-        "nginxServiceType": pulumi.Output.from_input(settings.nginx.service.type),
     }
-    for app, component in apps.items():
-        outputs[f"{app}Host"] = component.service_host
-        outputs[f"{app}Port"] = component.service_port
-    if "nginx" in apps:
-        outputs["nginxExternalAddress"] = apps["nginx"].service.status.apply(_external_address)
-    return outputs | _outputs_of_disabled_parts(outputs)
+    return Platform(outputs | _outputs_of_disabled_parts(outputs), flows)
+
+
+# --- what each system's outputs mean to the backend and to the stack's consumers -------
+
+
+def _postgres_env(postgres: PostgresOutputs) -> list[shapes.Obj]:
+    """The backend's DB_* contract."""
+    return [
+        shapes.env_value("DB_HOST", postgres.primary_host),
+        shapes.env_value("DB_PORT", str(postgres.port)),
+        shapes.env_value("DB_NAME", postgres.database),
+        shapes.env_value("DB_USER", postgres.app_user),
+        postgres.app_password.env("DB_PASSWORD"),
+        shapes.env_value("DB_SSLMODE", "disable"),
+    ]
+
+
+def _postgres_outputs(postgres: PostgresHA) -> dict[str, pulumi.Output]:
+    connection = postgres.outputs
+    return {
+        "postgresPrimaryHost": pulumi.Output.from_input(connection.primary_host),
+        "postgresReplicaHost": pulumi.Output.from_input(connection.replica_host),
+        "postgresPort": pulumi.Output.from_input(connection.port),
+        "postgresDatabase": pulumi.Output.from_input(connection.database),
+        "postgresUser": pulumi.Output.from_input(connection.app_user),
+        "postgresPassword": postgres.app_password,
+    }
+
+
+def _redis_env(redis: RedisOutputs) -> list[shapes.Obj]:
+    """The backend's REDIS_* contract: a cluster client seeded by the client Service."""
+    return [
+        shapes.env_value("REDIS_HOST", redis.seed_host),
+        shapes.env_value("REDIS_PORT", str(redis.port)),
+        shapes.env_value("REDIS_CLUSTER", "true"),
+        redis.password.env("REDIS_PASSWORD"),
+    ]
+
+
+def _redis_outputs(redis: RedisCluster) -> dict[str, pulumi.Output]:
+    return {
+        "redisSeedHost": pulumi.Output.from_input(redis.outputs.seed_host),
+        "redisPort": pulumi.Output.from_input(redis.outputs.port),
+        "redisPassword": redis.password,
+    }
 
 
 def _outputs_of_disabled_parts(outputs: dict[str, pulumi.Output]) -> dict[str, pulumi.Output]:

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components.wiring import MetricsEndpoint, Pods
 from settings.apps import AppSettings, ProbeSettings
 
 
@@ -21,6 +22,49 @@ class AutoscaledAppArgs:
     image_pull_secrets: list[str] = field(default_factory=list)
     # Env the platform wires in (database host, Secret refs...), after the app's own env.
     extra_env: list[shapes.Obj] = field(default_factory=list)
+    cluster_domain: str = "cluster.local"
+
+
+@dataclass(frozen=True)
+class AppNames(shapes.StackNames):
+    """Every name the component derives from the release and the tier."""
+
+    app: str
+
+    @property
+    def full(self) -> str:
+        return f"{self.release}-{self.app}"  # Deployment and Service
+
+    @property
+    def hpa(self) -> str:
+        return f"{self.full}-hpa"
+
+    @property
+    def pdb(self) -> str:
+        return f"{self.full}-pdb"
+
+    @property
+    def service_host(self) -> str:
+        return self.host(self.full)
+
+
+@dataclass(frozen=True)
+class AppOutputs:
+    """What the rest of the platform may use of one tier."""
+
+    names: AppNames
+    pods: Pods
+    host: str  # the Service's in-cluster DNS name
+    port: int  # the Service's HTTP port
+    http_port: int  # the container port behind it (what a NetworkPolicy sees)
+    https_port: int | None  # the container's HTTPS port, when it has one
+    service_type: str
+    hpa: str | None  # the HPA's name, when autoscaling is on
+    scales: bool  # the HPA can add pods (minReplicas < maxReplicas)
+
+    def metrics(self, path: str) -> MetricsEndpoint:
+        """The tier's own metrics, served on its HTTP port at ``path``."""
+        return MetricsEndpoint(self.names.app, self.names.full, self.pods.match_labels, "http", self.http_port, path)
 
 
 class AutoscaledApp(pulumi.ComponentResource):
@@ -30,15 +74,14 @@ class AutoscaledApp(pulumi.ComponentResource):
     service: k8s.core.v1.Service
     hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
     pdb: k8s.policy.v1.PodDisruptionBudget | None
-    service_host: pulumi.Output[str]
-    """In-cluster DNS name of the Service."""
-    service_port: pulumi.Output[int]
+    outputs: AppOutputs
 
     def __init__(self, name: str, args: AutoscaledAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:AutoscaledApp", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
-        full_name = f"{args.release}-{args.app}"
+        names = AppNames(args.release, args.namespace, args.cluster_domain, app=args.app)
+        full_name = names.full
         selector = shapes.selector_labels(args.release, args.app)
         labels = shapes.common_labels(args.release, args.app, args.app)
 
@@ -59,7 +102,7 @@ class AutoscaledApp(pulumi.ComponentResource):
         if settings.autoscaling.enabled:
             self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
                 f"{name}-hpa",
-                metadata=shapes.metadata(f"{full_name}-hpa", args.namespace, labels),
+                metadata=shapes.metadata(names.hpa, args.namespace, labels),
                 spec=_hpa_spec(settings, full_name),
                 opts=child,
             )
@@ -67,16 +110,26 @@ class AutoscaledApp(pulumi.ComponentResource):
         if _minimum_replicas(settings) >= 2:
             self.pdb = shapes.pod_disruption_budget(
                 f"{name}-pdb",
-                name=f"{full_name}-pdb",
+                name=names.pdb,
                 namespace=args.namespace,
                 labels=labels,
                 selector=selector,
                 max_unavailable=1,
                 opts=child,
             )
-        self.service_host = pulumi.Output.from_input(f"{full_name}.{args.namespace}.svc.cluster.local")
-        self.service_port = pulumi.Output.from_input(settings.service.port)
-        self.register_outputs({"serviceHost": self.service_host, "servicePort": self.service_port})
+        autoscaling = settings.autoscaling
+        self.outputs = AppOutputs(
+            names=names,
+            pods=Pods(args.app, selector),
+            host=names.service_host,
+            port=settings.service.port,
+            http_port=settings.service.target_port,
+            https_port=settings.service.https_target_port,
+            service_type=settings.service.type,
+            hpa=names.hpa if autoscaling.enabled else None,
+            scales=autoscaling.enabled and autoscaling.min_replicas < autoscaling.max_replicas,
+        )
+        self.register_outputs({"serviceHost": names.service_host, "servicePort": settings.service.port})
 
 
 # --- private builders ----------------------------------------------------------------
@@ -110,10 +163,12 @@ def _deployment_spec(args: AutoscaledAppArgs, full_name: str, selector: dict[str
 def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
     settings = args.settings
     service = settings.service
-    ports = [{"name": "http", "containerPort": service.target_port, "protocol": "TCP"}]
-    if service.https_target_port is not None:
-        ports.append({"name": "https", "containerPort": service.https_target_port, "protocol": "TCP"})
-    lowest_port = min(port["containerPort"] for port in ports)
+    container_ports = [service.target_port] + ([service.https_target_port] if service.https_target_port is not None else [])
+    ports = [
+        {"name": name, "containerPort": port, "protocol": "TCP"}
+        for name, port in zip(("http", "https"), container_ports, strict=False)
+    ]
+    lowest_port = min(container_ports)
     writable = ["/tmp", *(("/var/cache/nginx", "/var/run") if args.app == "nginx" else ())]
     volumes = [{"name": _volume_name(path), "emptyDir": {}} for path in writable]
     container: shapes.Obj = {
@@ -141,9 +196,8 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
         "containers": [container],
         "volumes": volumes,
         **shapes.spread(selector, require_separate_nodes=False),
+        **shapes.image_pull_secrets(args.image_pull_secrets),
     }
-    if args.image_pull_secrets:
-        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
     return pod
 
 

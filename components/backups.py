@@ -27,18 +27,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
-from components.postgres_ha import POSTGRESQL_PORT, PatroniNames
-from components.redis_cluster import PASSWORD_KEY as REDIS_PASSWORD_KEY
-from components.redis_cluster import REDIS_UID
+from components.postgres_ha import PostgresOutputs
+from components.redis_cluster import RedisOutputs
+from components.wiring import ClientImage, Pods
 from settings.backup import BackupSettings
-from settings.postgres import PatroniSettings
-from settings.redis import RedisClusterSettings
 
 FILES = Path(__file__).parent / "files" / "backup"
 SCRIPTS = ("common.sh", "backup-postgres.sh", "backup-redis.sh", "upload-s3.sh", "restore-postgres.sh", "restore-redis.sh")
 SCRIPTS_DIR = "/etc/backup"
 BACKUP_MOUNT = "/backup"
-SYSTEMS = ("postgres", "redis")
 
 
 @dataclass(frozen=True)
@@ -46,8 +43,8 @@ class BackupsArgs:
     release: str
     namespace: str
     settings: BackupSettings
-    patroni: PatroniSettings | None = None  # None: PostgreSQL is not deployed, nothing to dump
-    redis: RedisClusterSettings | None = None  # None: Redis is not deployed
+    postgres: PostgresOutputs | None = None  # None: PostgreSQL is not deployed, nothing to dump
+    redis: RedisOutputs | None = None  # None: Redis is not deployed
     storage_class: str = ""  # the platform-wide default when backup.storageClass is empty
     image_pull_secrets: list[str] = field(default_factory=list)
 
@@ -68,11 +65,8 @@ class BackupNames:
     def claim(self, system: str) -> str:
         return f"{self.release}-backup-{system}"
 
-    def redis_secret(self) -> str:
-        return f"{self.release}-redis-cluster-secret"  # components/redis_cluster.py
-
-    def redis_client_host(self, namespace: str) -> str:
-        return f"{self.release}-redis-cluster.{namespace}.svc.cluster.local"
+    def pods(self, system: str) -> Pods:
+        return Pods(f"backup-{system}", shapes.selector_labels(self.release, f"backup-{system}"))
 
 
 @dataclass(frozen=True)
@@ -80,9 +74,7 @@ class _Plan:
     """What one system's backup runs: image, user, script and env."""
 
     system: str
-    image: str
-    pull_policy: str
-    uid: int
+    image: ClientImage
     env: list[shapes.Obj]
     schedule: str
     retention: int
@@ -97,6 +89,8 @@ class Backups(pulumi.ComponentResource):
     """The scripts in the ConfigMap, as rendered."""
     cron_jobs: dict[str, k8s.batch.v1.CronJob]
     claims: dict[str, k8s.core.v1.PersistentVolumeClaim]
+    pods: dict[str, Pods]
+    """The pods of each backup that runs, by system ("postgres", "redis")."""
 
     def __init__(self, name: str, args: BackupsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:Backups", name, {}, opts)
@@ -106,7 +100,8 @@ class Backups(pulumi.ComponentResource):
         self.files = render_files()
         self.cron_jobs = {}
         self.claims = {}
-        plans = _plans(args, names)
+        plans = _plans(args)
+        self.pods = {plan.system: names.pods(plan.system) for plan in plans}
 
         config_map = None
         if plans:
@@ -123,7 +118,7 @@ class Backups(pulumi.ComponentResource):
                 claim = k8s.core.v1.PersistentVolumeClaim(
                     f"{name}-{plan.system}-claim",
                     metadata=shapes.metadata(names.claim(plan.system), args.namespace, labels),
-                    spec=_claim_spec(plan, settings.storage_class or args.storage_class),
+                    spec=shapes.claim_spec(plan.volume_size, settings.storage_class or args.storage_class),
                     # The backups outlive the config that made them: disabling backups,
                     # switching to s3 or destroying the stack leaves this volume in place.
                     opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
@@ -147,34 +142,29 @@ def render_files() -> dict[str, str]:
 # --- private builders ----------------------------------------------------------------
 
 
-def _plans(args: BackupsArgs, names: BackupNames) -> list[_Plan]:
+def _plans(args: BackupsArgs) -> list[_Plan]:
     settings = args.settings
     if not settings.enabled:
         return []
     plans: list[_Plan] = []
-    if args.patroni is not None and settings.postgres.enabled:
-        patroni = args.patroni
-        patroni_names = PatroniNames(args.release)
+    if args.postgres is not None and settings.postgres.enabled:
+        postgres = args.postgres
         # A replica when there is one: the dump's long read then runs beside the
         # primary's writes instead of on the same server.
-        service = patroni_names.primary_service
-        if settings.postgres.source == "replica" and patroni.replica_count >= 2:
-            service = patroni_names.replica_service
+        host = postgres.replica_host if settings.postgres.source == "replica" else postgres.primary_host
         plans.append(
             _Plan(
                 system="postgres",
-                image=patroni.image.reference,
-                pull_policy=patroni.image.pull_policy,
-                uid=patroni.run_as_user,  # the image's postgres user
+                image=postgres.client_image,
                 env=[
-                    shapes.env_value("PGHOST", f"{service}.{args.namespace}.svc.cluster.local"),
-                    shapes.env_value("PGPORT", str(POSTGRESQL_PORT)),
-                    shapes.env_value("PGDATABASE", patroni.postgresql.database),
-                    shapes.env_value("PGUSER", patroni.postgresql.username),
-                    shapes.env_from_secret("PGPASSWORD", patroni_names.secret, "superuser-password"),
+                    shapes.env_value("PGHOST", host),
+                    shapes.env_value("PGPORT", str(postgres.port)),
+                    shapes.env_value("PGDATABASE", postgres.database),
+                    shapes.env_value("PGUSER", postgres.superuser),
+                    postgres.superuser_password.env("PGPASSWORD"),
                     shapes.env_value("PGSSLMODE", "prefer"),
                     # restore-postgres.sh writes to the primary whichever Service the dump reads.
-                    shapes.env_value("RESTORE_PGHOST", f"{patroni_names.primary_service}.{args.namespace}.svc.cluster.local"),
+                    shapes.env_value("RESTORE_PGHOST", postgres.primary_host),
                 ],
                 schedule=settings.postgres.schedule,
                 retention=settings.postgres.retention,
@@ -187,13 +177,11 @@ def _plans(args: BackupsArgs, names: BackupNames) -> list[_Plan]:
         plans.append(
             _Plan(
                 system="redis",
-                image=redis.image.reference,
-                pull_policy=redis.image.pull_policy,
-                uid=REDIS_UID,
+                image=redis.client_image,
                 env=[
-                    shapes.env_value("REDIS_SEED_HOST", names.redis_client_host(args.namespace)),
+                    shapes.env_value("REDIS_SEED_HOST", redis.seed_host),
                     shapes.env_value("REDIS_PORT", str(redis.port)),
-                    shapes.env_from_secret("REDISCLI_AUTH", names.redis_secret(), REDIS_PASSWORD_KEY),
+                    redis.password.env("REDISCLI_AUTH"),
                 ],
                 schedule=settings.redis.schedule,
                 retention=settings.redis.retention,
@@ -215,25 +203,18 @@ def _checkov_skips(plan: _Plan) -> dict[str, str]:
                 "from the environment, each from a Secret, never the pod spec; a file would have to be written first"
             ),
             "CKV_K8S_40": (
-                f"runs as uid {plan.uid}, the user of the {plan.system} image whose client it reuses, so the "
+                f"runs as uid {plan.image.uid}, the user of the {plan.system} image whose client it reuses, so the "
                 "dump files belong to the same user as the data they come from"
             ),
         }
     )
 
 
-def _claim_spec(plan: _Plan, storage_class: str) -> shapes.Obj:
-    spec: shapes.Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": plan.volume_size}}}
-    if storage_class:
-        spec["storageClassName"] = storage_class
-    return spec
-
-
 def _backup_container(args: BackupsArgs, plan: _Plan, *, retention: int) -> shapes.Obj:
     return {
         "name": f"backup-{plan.system}",
-        "image": plan.image,
-        "imagePullPolicy": plan.pull_policy,
+        "image": plan.image.reference,
+        "imagePullPolicy": plan.image.pull_policy,
         "command": ["bash", f"{SCRIPTS_DIR}/backup-{plan.system}.sh"],
         "env": [
             *plan.env,
@@ -304,14 +285,13 @@ def _cron_job_spec(
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": shapes.pod_security_context(run_as_user=plan.uid, fs_group=plan.uid),
+        "securityContext": shapes.pod_security_context(run_as_user=plan.image.uid, fs_group=plan.image.uid),
         "containers": containers,
         "volumes": volumes,
     }
     if init_containers:
         pod["initContainers"] = init_containers
-    if args.image_pull_secrets:
-        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
+    pod |= shapes.image_pull_secrets(args.image_pull_secrets)
     return {
         "schedule": plan.schedule,
         "timeZone": settings.time_zone,

@@ -9,15 +9,16 @@ rendered manifests; pulumi_kubernetes accepts them as inputs unchanged.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-PART_OF = "ai-infra-matrix"
+from components.wiring import Obj, SecretKeyRef
+from settings.base import PersistenceSettings
 
-Obj = dict[str, Any]
+PART_OF = "ai-infra-matrix"
 
 # --- labels ----------------------------------------------------------------------------
 
@@ -199,17 +200,78 @@ def env_value(name: str, value: str) -> Obj:
     return {"name": name, "value": value}
 
 
-def env_from_secret(name: str, secret: str | pulumi.Output[str], key: str) -> Obj:
+def env_from_secret(name: str, secret: pulumi.Input[str], key: str) -> Obj:
     """An env var read from a Secret key, so the value never shows in the pod spec."""
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    return SecretKeyRef(secret, key).env(name)
 
 
 def env_from_field(name: str, field_path: str) -> Obj:
     return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": field_path}}}
 
 
-def image_pull_secrets(names: list[str]) -> list[Obj]:
-    return [{"name": name} for name in names]
+def image_pull_secrets(names: Sequence[str]) -> Obj:
+    """The pod spec's ``imagePullSecrets``, or nothing when there are none (an empty list
+    would be dropped by the provider and show as a diff)."""
+    return {"imagePullSecrets": [{"name": name} for name in names]} if names else {}
+
+
+# --- DNS -------------------------------------------------------------------------------
+
+
+def service_host(service: str, namespace: str, cluster_domain: str) -> str:
+    """In-cluster DNS name of a Service: ``<service>.<namespace>.svc.<clusterDomain>``
+    (svc.cluster.local with the default clusterDomain). Every DNS name is built here."""
+    return f"{service}.{namespace}.svc.{cluster_domain}"
+
+
+def pod_host(pod: str, headless_service: str, namespace: str, cluster_domain: str) -> str:
+    """Stable DNS name of a StatefulSet pod through its headless Service."""
+    return f"{pod}.{service_host(headless_service, namespace, cluster_domain)}"
+
+
+@dataclass(frozen=True)
+class StackNames:
+    """Where a component's objects live; each component's public names object extends it
+    with the names it derives from the release."""
+
+    release: str
+    namespace: str
+    cluster_domain: str
+
+    def host(self, service: str) -> str:
+        return service_host(service, self.namespace, self.cluster_domain)
+
+    def pod_host(self, pod: str, headless_service: str) -> str:
+        return pod_host(pod, headless_service, self.namespace, self.cluster_domain)
+
+
+# --- volumes ---------------------------------------------------------------------------
+
+
+def claim_spec(size: str, storage_class: str) -> Obj:
+    """A ReadWriteOnce PersistentVolumeClaim spec; no storage class: the cluster default."""
+    spec: Obj = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
+    if storage_class:
+        spec["storageClassName"] = storage_class
+    return spec
+
+
+def volume_claim_templates(
+    claim: str, persistence: PersistenceSettings, stack_storage_class: str, labels: Mapping[str, str]
+) -> Obj:
+    """StatefulSet spec fields that give each pod the volume ``claim``, kept when the pod
+    is deleted or scaled away (scaling back up, or a pod removed outside Pulumi, finds its
+    data again); nothing when persistence is off. ``labels`` stay as each StatefulSet
+    was created with them: claim templates cannot change on a live StatefulSet."""
+    if not persistence.enabled:
+        return {}
+    storage_class = persistence.storage_class or stack_storage_class
+    return {
+        "volumeClaimTemplates": [
+            {"metadata": {"name": claim, "labels": dict(labels)}, "spec": claim_spec(persistence.size, storage_class)}
+        ],
+        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+    }
 
 
 # Pod-template annotations that roll the pods when what they read changes: the files

@@ -8,15 +8,14 @@ so scaling brokers never rolls a controller. dev: one combined broker+controller
 
 Every node runs ``components/files/kafka/entrypoint.sh`` with a server.properties rendered
 here from the per-role templates beside it; the conformance tests run the same files with
-the real Kafka jars. Optional: Kafka UI (kafbat, read-only, behind a login) and
-kafka-exporter on :9308.
+the real Kafka jars. Optional, from components/kafka_tools.py: Kafka UI (kafbat,
+read-only, behind a login) and kafka-exporter on :9308.
 """
 
 from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 
 import pulumi
@@ -25,22 +24,29 @@ import pulumi_random as random
 from pydantic import SecretStr
 
 from components import k8s as shapes
-from components.credentials import credential
-from settings.base import PersistenceSettings, ResourceSettings, parse_quantity
+from components import kafka_tools
+from components.kafka_topology import (
+    BROKER_ID_OFFSET,
+    BROKER_PORT,
+    CONTROLLER_PORT,
+    EXPORTER_PORT,
+    KafkaNames,
+    KafkaRole,
+    clients,
+    heap_mib,
+    kafka_roles,
+    kafka_uuid,
+    pdb_max_unavailable,
+    voter_string,
+)
+from components.wiring import MetricsEndpoint, Pods
 from settings.kafka import KafkaSettings
 
 FILES = Path(__file__).resolve().parent / "files" / "kafka"
-BROKER_PORT = 9092
-CONTROLLER_PORT = 9093
-EXPORTER_PORT = 9308
-UI_PORT = 8080
-BROKER_ID_OFFSET = 100  # broker node ids are 100+ordinal, never a voter id (Bitnami's broker.minId)
 DATA_MOUNT = "/var/lib/kafka/data"  # the apache/kafka image's VOLUME: the volume goes exactly here
 LOG_DIRS = f"{DATA_MOUNT}/kraft-logs"  # a subdirectory, so lost+found is never read as a partition
 CONFIG_MOUNT = "/etc/kafka/rendered"
 KAFKA_UID = 1000  # apache/kafka's appuser
-UI_UID = 65534
-CLUSTER_DOMAIN = "cluster.local"
 # The image's bin/ first, so the guide's `kubectl exec ... -- kafka-topics.sh` works as written.
 KAFKA_PATH = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -50,27 +56,40 @@ class KafkaKRaftArgs:
     release: str
     namespace: str
     settings: KafkaSettings
-    production: bool
     storage_class: str = ""  # the platform's storageClass, used when kafka's own is empty
     image_pull_secrets: list[str] = field(default_factory=list)
     ui_password: SecretStr | None = None  # the kafkaUiPassword secret; generated when unset
+    cluster_domain: str = "cluster.local"
+
+
+@dataclass(frozen=True)
+class KafkaOutputs:
+    """What the rest of the platform may use of the cluster."""
+
+    names: KafkaNames
+    roles: list[KafkaRole]  # the StatefulSets: [controller, broker] or [combined]
+    bootstrap_servers: str  # host:port of the client Service (brokers only)
+    ui_url: str  # empty without Kafka UI
+    brokers: Pods  # the nodes that serve clients (dev: the combined node, which also votes)
+    controllers: Pods | None  # the dedicated quorum; None when the combined node votes
+    exporter: Pods | None
+    ui: Pods | None
+    metrics: MetricsEndpoint | None  # kafka-exporter, when enabled
 
 
 class KafkaKRaft(pulumi.ComponentResource):
     """A KRaft Kafka cluster whose controller quorum is fixed and whose brokers scale."""
 
     cluster_id: pulumi.Output[str]
-    bootstrap_servers: pulumi.Output[str]
-    ui_url: pulumi.Output[str]
-    backend_env: list[shapes.Obj]
-    stack_outputs: dict[str, pulumi.Output]
+    outputs: KafkaOutputs
 
     def __init__(self, name: str, args: KafkaKRaftArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:KafkaKRaft", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
+        names = KafkaNames(args.release, args.namespace, args.cluster_domain)
         roles = kafka_roles(args.release, settings)
-        voters = voter_string(args.release, args.namespace, settings)
+        voters = voter_string(args.release, args.namespace, args.cluster_domain, settings)
 
         # The static quorum is fixed when the stack is created. This lock is replaced
         # whenever the voters change; in prod it is protected, so Pulumi refuses that
@@ -80,13 +99,10 @@ class KafkaKRaft(pulumi.ComponentResource):
             f"{name}-controller-quorum-lock",
             byte_length=4,
             keepers={"quorum": settings.quorum_shape, "voters": voters},
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                protect=args.production and settings.controller.dedicated and not settings.controller.allow_quorum_change,
-            ),
+            opts=pulumi.ResourceOptions(parent=self, protect=settings.quorum_locked),
         )
         self.cluster_id = _cluster_id(f"{name}-cluster-id", settings.cluster_id, parent=self)
-        secret_name = f"{args.release}-kafka-kraft"
+        secret_name = names.kraft_secret
         self.kraft_secret = k8s.core.v1.Secret(
             f"{name}-kraft-secret",
             metadata=shapes.metadata(secret_name, args.namespace, shapes.common_labels(args.release, "kafka", "kraft")),
@@ -131,209 +147,45 @@ class KafkaKRaft(pulumi.ComponentResource):
                     opts=child,
                 )
 
-        clients = next(role for role in roles if role.serves_clients)
-        client_service = f"{args.release}-kafka"
+        brokers = clients(roles)
         self.client_service = k8s.core.v1.Service(
             f"{name}-client-service",
-            metadata=shapes.metadata(client_service, args.namespace, clients.labels),
+            metadata=shapes.metadata(names.client_service, args.namespace, brokers.labels),
             spec={
                 "type": "ClusterIP",
-                "selector": dict(clients.selector),
+                "selector": dict(brokers.selector),
                 "ports": [{"name": "broker", "port": BROKER_PORT, "targetPort": "broker", "protocol": "TCP"}],
             },
             opts=child,
         )
-        bootstrap = f"{client_service}.{args.namespace}.svc.{CLUSTER_DOMAIN}:{BROKER_PORT}"
-        self.bootstrap_servers = pulumi.Output.from_input(bootstrap)
+        bootstrap = names.bootstrap_servers
 
         self.exporter: k8s.apps.v1.Deployment | None = None
         if settings.exporter.enabled:
-            self.exporter = self._exporter(name, args, bootstrap, child)
+            self.exporter = kafka_tools.exporter(self, name, args, names, bootstrap)
         self.ui: k8s.apps.v1.Deployment | None = None
-        ui_url = ""
         if settings.ui.enabled:
-            self.ui = self._ui(name, args, bootstrap, child)
-            ui_url = f"http://{args.release}-kafka-ui.{args.namespace}.svc.{CLUSTER_DOMAIN}:{UI_PORT}"
-        self.ui_url = pulumi.Output.from_input(ui_url)
+            self.ui = kafka_tools.ui(self, name, args, names, bootstrap)
 
-        self.backend_env = [shapes.env_value("KAFKA_BOOTSTRAP_SERVERS", bootstrap)]
-        self.stack_outputs = {"kafkaBootstrapServers": self.bootstrap_servers, "kafkaUiUrl": self.ui_url}
-        self.register_outputs({"bootstrapServers": self.bootstrap_servers, "uiUrl": self.ui_url})
-
-    def _exporter(self, name: str, args: KafkaKRaftArgs, bootstrap: str, child: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
-        """kafka-exporter: topic, partition and consumer-group lag metrics on :9308."""
-        exporter = args.settings.exporter
-        full_name = f"{args.release}-kafka-exporter"
-        selector = shapes.selector_labels(args.release, "kafka-exporter")
-        labels = shapes.common_labels(args.release, "kafka-exporter", "metrics")
-        container: shapes.Obj = {
-            "name": "kafka-exporter",
-            "image": exporter.image.reference,
-            "imagePullPolicy": exporter.image.pull_policy,
-            "args": [f"--kafka.server={bootstrap}", "--kafka.version=3.6.0", f"--web.listen-address=:{EXPORTER_PORT}"],
-            "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
-            "resources": exporter.resources.as_kubernetes(),
-            "readinessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=5, period=10, timeout=3, failures=3),
-            "livenessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=30, period=20, timeout=5, failures=3),
-            "securityContext": shapes.container_security_context(),
-        }
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-exporter",
-            metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(shapes.PINNED_IMAGE_SKIPS)),
-            spec={
-                "replicas": 1,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": _plain_pod(args, container, run_as_user=65534),
-                },
-            },
-            opts=child,
+        controllers = next((role for role in roles if role.kind == "controller"), None)
+        exporter_selector = shapes.selector_labels(args.release, "kafka-exporter")
+        self.outputs = KafkaOutputs(
+            names=names,
+            roles=roles,
+            bootstrap_servers=bootstrap,
+            ui_url=names.ui_url if settings.ui.enabled else "",
+            brokers=Pods("kafka", dict(brokers.selector)),
+            controllers=Pods("kafka-controller", dict(controllers.selector)) if controllers else None,
+            exporter=Pods("kafka-exporter", exporter_selector) if settings.exporter.enabled else None,
+            ui=Pods("kafka-ui", shapes.selector_labels(args.release, "kafka-ui")) if settings.ui.enabled else None,
+            metrics=MetricsEndpoint("kafka", names.exporter, exporter_selector, "metrics", EXPORTER_PORT)
+            if settings.exporter.enabled
+            else None,
         )
-        k8s.core.v1.Service(
-            f"{name}-exporter-service",
-            metadata=shapes.metadata(
-                full_name,
-                args.namespace,
-                labels,
-                {"prometheus.io/scrape": "true", "prometheus.io/port": str(EXPORTER_PORT), "prometheus.io/path": "/metrics"},
-            ),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [{"name": "metrics", "port": EXPORTER_PORT, "targetPort": "metrics", "protocol": "TCP"}],
-            },
-            opts=child,
-        )
-        return deployment
-
-    def _ui(self, name: str, args: KafkaKRaftArgs, bootstrap: str, child: pulumi.ResourceOptions) -> k8s.apps.v1.Deployment:
-        """Kafka UI: read-only, login form, credentials from a Secret, no dynamic config."""
-        ui = args.settings.ui
-        full_name = f"{args.release}-kafka-ui"
-        # Its own name label: no Kafka Service, PDB or anti-affinity selector matches it.
-        selector = shapes.selector_labels(args.release, "kafka-ui")
-        labels = shapes.common_labels(args.release, "kafka-ui", "ui")
-        password = credential("kafka-ui-password", args.ui_password, parent=self)
-        auth = k8s.core.v1.Secret(
-            f"{name}-ui-auth",
-            metadata=shapes.metadata(f"{full_name}-auth", args.namespace, labels),
-            type="Opaque",
-            string_data={"username": ui.username, "password": password},
-            opts=child,
-        )
-        env = [
-            shapes.env_value("KAFKA_CLUSTERS_0_NAME", args.release),
-            shapes.env_value("KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS", bootstrap),
-            shapes.env_value("KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL", "PLAINTEXT"),
-            shapes.env_value("KAFKA_CLUSTERS_0_READONLY", "true"),
-            shapes.env_value("DYNAMIC_CONFIG_ENABLED", "false"),
-            shapes.env_value("AUTH_TYPE", "LOGIN_FORM"),
-            shapes.env_from_secret("SPRING_SECURITY_USER_NAME", auth.metadata.name, "username"),
-            shapes.env_from_secret("SPRING_SECURITY_USER_PASSWORD", auth.metadata.name, "password"),
-            shapes.env_value("JAVA_OPTS", f"-Xmx{_heap_mib(ui.resources)}m -Djava.io.tmpdir=/tmp"),
-        ]
-        container: shapes.Obj = {
-            "name": "kafka-ui",
-            "image": ui.image.reference,
-            "imagePullPolicy": ui.image.pull_policy,
-            "env": env,
-            "ports": [{"name": "http", "containerPort": UI_PORT, "protocol": "TCP"}],
-            "resources": ui.resources.as_kubernetes(),
-            "startupProbe": shapes.http_probe("/actuator/health", "http", initial_delay=10, period=5, timeout=3, failures=36),
-            "readinessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=10, timeout=3, failures=3),
-            "livenessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=20, timeout=5, failures=3),
-            "securityContext": shapes.container_security_context(),
-            "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
-        }
-        # Kafka UI writes only /tmp (an emptyDir) and needs no particular uid: a high one
-        # cannot clash with a host user.
-        pod = _plain_pod(args, container, run_as_user=UI_UID)
-        pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-ui",
-            metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(_UI_CHECKOV_SKIPS)),
-            spec={
-                "replicas": 1,
-                "selector": {"matchLabels": selector},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": pod,
-                },
-            },
-            opts=child,
-        )
-        k8s.core.v1.Service(
-            f"{name}-ui-service",
-            metadata=shapes.metadata(full_name, args.namespace, labels),
-            spec={
-                "type": "ClusterIP",
-                "selector": selector,
-                "ports": [{"name": "http", "port": UI_PORT, "targetPort": "http", "protocol": "TCP"}],
-            },
-            opts=child,
-        )
-        return deployment
+        self.register_outputs({"bootstrapServers": bootstrap, "uiUrl": self.outputs.ui_url})
 
 
-# --- topology and rendered files (pure: the conformance tests call these too) ----------
-
-
-def kafka_roles(release: str, settings: KafkaSettings) -> list[_Role]:
-    """The StatefulSets of the cluster: [controller, broker] when the quorum is dedicated,
-    else [combined]."""
-    broker_selector = shapes.selector_labels(release, "kafka")
-    name = f"{release}-kafka"
-    if not settings.controller.dedicated:
-        return [
-            _Role(
-                kind="combined",
-                name=name,
-                headless=f"{name}-headless",
-                replicas=settings.replica_count,
-                node_id_offset=0,
-                selector=broker_selector,
-                labels=shapes.common_labels(release, "kafka", "combined"),
-                persistence=settings.persistence,
-                resources=settings.resources,
-            )
-        ]
-    controller = settings.controller
-    return [
-        _Role(
-            kind="controller",
-            name=f"{name}-controller",
-            headless=f"{name}-controller-headless",
-            replicas=controller.replica_count,
-            node_id_offset=0,
-            selector=shapes.selector_labels(release, "kafka-controller"),
-            labels=shapes.common_labels(release, "kafka-controller", "controller"),
-            persistence=controller.persistence,
-            resources=controller.resources,
-        ),
-        _Role(
-            kind="broker",
-            name=name,
-            headless=f"{name}-headless",
-            replicas=settings.replica_count,
-            node_id_offset=BROKER_ID_OFFSET,
-            selector=broker_selector,
-            labels=shapes.common_labels(release, "kafka", "broker"),
-            persistence=settings.persistence,
-            resources=settings.resources,
-        ),
-    ]
-
-
-def voter_string(release: str, namespace: str, settings: KafkaSettings) -> str:
-    """controller.quorum.voters: ``id@<pod>.<headless>.<ns>.svc.<domain>:9093`` for each
-    voter. Derived from the controller count alone, never from the broker count."""
-    voters = next(role for role in kafka_roles(release, settings) if role.votes)
-    domain = f"{voters.headless}.{namespace}.svc.{CLUSTER_DOMAIN}"
-    return ",".join(
-        f"{voters.node_id_offset + ordinal}@{voters.name}-{ordinal}.{domain}:{CONTROLLER_PORT}"
-        for ordinal in range(settings.controller_count)
-    )
+# --- rendered files (pure: the conformance tests run them) -------------------------------
 
 
 def render_properties(kind: str, settings: KafkaSettings, voters: str) -> str:
@@ -354,46 +206,7 @@ def render_properties(kind: str, settings: KafkaSettings, voters: str) -> str:
     )
 
 
-def pdb_max_unavailable(kind: str, replicas: int) -> int:
-    """Voters: keep a majority ((C-1)//2 may go: 1 of 3, 2 of 5). Brokers: one at a
-    time, which the settings rules keep within RF - min.insync.replicas."""
-    return (replicas - 1) // 2 if kind == "controller" else 1
-
-
-def kafka_uuid(b64_url: str) -> str:
-    """Kafka's Uuid text form from pulumi_random's unpadded base64url: the same alphabet,
-    but Kafka never emits a leading '-' (it would read as a command-line option)."""
-    return "_" + b64_url[1:] if b64_url.startswith("-") else b64_url
-
-
 # --- private builders ----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Role:
-    """One StatefulSet of Kafka nodes."""
-
-    kind: str  # "controller", "broker" or "combined"
-    name: str  # StatefulSet name, also the pod name prefix
-    headless: str
-    replicas: int
-    node_id_offset: int
-    selector: dict[str, str]
-    labels: dict[str, str]
-    persistence: PersistenceSettings
-    resources: ResourceSettings
-
-    @property
-    def serves_clients(self) -> bool:
-        return self.kind != "controller"
-
-    @property
-    def votes(self) -> bool:
-        return self.kind != "broker"
-
-    @property
-    def port(self) -> int:
-        return CONTROLLER_PORT if self.kind == "controller" else BROKER_PORT
 
 
 def _file(name: str) -> str:
@@ -413,13 +226,7 @@ def _cluster_id(resource_name: str, configured: str | None, *, parent: pulumi.Re
     return pulumi.Output.secret(generated.b64_url.apply(kafka_uuid))
 
 
-def _heap_mib(resources: ResourceSettings) -> int:
-    """Half the memory limit: the rest is page cache, metaspace and direct buffers."""
-    limit = resources.limits.memory or resources.requests.memory or "1Gi"
-    return int(parse_quantity(limit) / Decimal(2 * 2**20))
-
-
-def _headless_spec(role: _Role) -> shapes.Obj:
+def _headless_spec(role: KafkaRole) -> shapes.Obj:
     ports = []
     if role.serves_clients:
         ports.append({"name": "broker", "port": BROKER_PORT, "targetPort": "broker", "protocol": "TCP"})
@@ -434,7 +241,7 @@ def _headless_spec(role: _Role) -> shapes.Obj:
     }
 
 
-def _stateful_set_spec(args: KafkaKRaftArgs, role: _Role, secret_name: str, config_checksum: str) -> shapes.Obj:
+def _stateful_set_spec(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str, config_checksum: str) -> shapes.Obj:
     spec: shapes.Obj = {
         "serviceName": role.headless,
         "replicas": role.replicas,
@@ -446,38 +253,30 @@ def _stateful_set_spec(args: KafkaKRaftArgs, role: _Role, secret_name: str, conf
         "minReadySeconds": 30,
         "revisionHistoryLimit": 5,
         "selector": {"matchLabels": dict(role.selector)},
-        "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
         "template": {
             "metadata": {"labels": dict(role.labels), "annotations": {shapes.CONFIG_CHECKSUM: config_checksum}},
             "spec": _kafka_pod(args, role, secret_name),
         },
     }
-    if role.persistence.enabled:
-        claim_spec: shapes.Obj = {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": role.persistence.size}},
-        }
-        storage_class = role.persistence.storage_class or args.storage_class
-        if storage_class:
-            claim_spec["storageClassName"] = storage_class
-        spec["volumeClaimTemplates"] = [{"metadata": {"name": "data", "labels": dict(role.selector)}, "spec": claim_spec}]
-    return spec
+    return spec | shapes.volume_claim_templates("data", role.persistence, args.storage_class, role.selector)
 
 
-def _kafka_pod(args: KafkaKRaftArgs, role: _Role, secret_name: str) -> shapes.Obj:
+def _kafka_pod(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str) -> shapes.Obj:
     env = [
         shapes.env_from_secret("CLUSTER_ID", secret_name, "cluster-id"),
         shapes.env_from_field("POD_NAME", "metadata.name"),
         shapes.env_value("KAFKA_NODE_ID_OFFSET", str(role.node_id_offset)),
         shapes.env_value("KAFKA_CONFIG_TEMPLATE", f"{CONFIG_MOUNT}/server.properties"),
         shapes.env_value("KAFKA_CONFIG", "/tmp/kafka/server.properties"),
-        shapes.env_value("KAFKA_SERVER_HEAP_OPTS", f"-Xms{_heap_mib(role.resources)}m -Xmx{_heap_mib(role.resources)}m"),
+        shapes.env_value("KAFKA_SERVER_HEAP_OPTS", f"-Xms{heap_mib(role.resources)}m -Xmx{heap_mib(role.resources)}m"),
         shapes.env_value("LOG_DIR", "/opt/kafka/logs"),
         shapes.env_value("PATH", KAFKA_PATH),
     ]
     if role.serves_clients:
         env.append(
-            shapes.env_value("KAFKA_ADVERTISED_HOST", f"$(POD_NAME).{role.headless}.{args.namespace}.svc.{CLUSTER_DOMAIN}")
+            shapes.env_value(
+                "KAFKA_ADVERTISED_HOST", shapes.pod_host("$(POD_NAME)", role.headless, args.namespace, args.cluster_domain)
+            )
         )
     ports = []
     if role.serves_clients:
@@ -522,9 +321,8 @@ def _kafka_pod(args: KafkaKRaftArgs, role: _Role, secret_name: str) -> shapes.Ob
         "containers": [container],
         "volumes": volumes,
         **shapes.spread(role.selector, require_separate_nodes=True),
+        **shapes.image_pull_secrets(args.image_pull_secrets),
     }
-    if args.image_pull_secrets:
-        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
     return pod
 
 
@@ -537,26 +335,7 @@ _CHECKOV_SKIPS = {
     ),
     "CKV_K8S_40": f"runs as uid {KAFKA_UID}, the appuser of the apache/kafka image that owns /opt/kafka and the log dirs",
 }
-_UI_CHECKOV_SKIPS = {
-    **shapes.PINNED_IMAGE_SKIPS,
-    "CKV_K8S_35": (
-        "Kafka UI (Spring Boot) reads its login from SPRING_SECURITY_USER_NAME and _PASSWORD in the "
-        "environment, taken from the auth Secret, never the pod spec"
-    ),
-}
 
 
 def _tcp_probe(port: str, *, period: int, failures: int) -> shapes.Obj:
     return {"tcpSocket": {"port": port}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}
-
-
-def _plain_pod(args: KafkaKRaftArgs, container: shapes.Obj, *, run_as_user: int) -> shapes.Obj:
-    pod: shapes.Obj = {
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": shapes.pod_security_context(run_as_user=run_as_user),
-        "containers": [container],
-    }
-    if args.image_pull_secrets:
-        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
-    return pod

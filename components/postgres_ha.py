@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from components import k8s as shapes
 from components.credentials import credential
+from components.wiring import ClientImage, MetricsEndpoint, Pods, SecretKeyRef
 from settings.postgres import PatroniSettings
 
 FILES = Path(__file__).parent / "files" / "patroni"
@@ -41,9 +42,6 @@ SCOPE_LABEL = "cluster-name"
 ROLE_LABEL = "role"
 LEADER_LABEL_VALUE = "primary"
 FOLLOWER_LABEL_VALUE = "replica"
-
-# The objects Patroni owns in ConfigMaps mode; Pulumi must never manage one of these.
-PATRONI_OWNED_SUFFIXES = ("leader", "config", "sync", "failover")
 
 # Exactly what Patroni needs in ConfigMaps mode: read and label its pods, and keep its
 # leader/config/sync/failover ConfigMaps. No Endpoints, no Services, no delete.
@@ -66,7 +64,7 @@ class PostgresHAArgs:
     release: str
     namespace: str
     settings: PatroniSettings
-    production: bool
+    cluster_domain: str = "cluster.local"
     # Credentials given with `pulumi config set --secret`; None: generated once.
     superuser_password: SecretStr | None = None
     replication_password: SecretStr | None = None
@@ -75,10 +73,8 @@ class PostgresHAArgs:
 
 
 @dataclass(frozen=True)
-class PatroniNames:
+class PatroniNames(shapes.StackNames):
     """Every name the component derives from the release."""
-
-    release: str
 
     @property
     def scope(self) -> str:
@@ -117,6 +113,25 @@ class PatroniNames:
         return f"{self.scope}-pdb"
 
 
+@dataclass(frozen=True)
+class PostgresOutputs:
+    """What the rest of the platform may use of the cluster: where to connect, as whom,
+    which Secret keys hold the passwords, its pods and its metrics endpoint."""
+
+    names: PatroniNames
+    primary_host: str  # always the leader (read-write)
+    replica_host: str  # the streaming replicas (read-only); the primary when there is one member
+    port: int
+    database: str
+    app_user: str  # owns the application database
+    app_password: SecretKeyRef
+    superuser: str
+    superuser_password: SecretKeyRef
+    client_image: ClientImage  # pg_dump of the server's major version, as the data's owner
+    pods: Pods
+    metrics: MetricsEndpoint
+
+
 class PostgresHA(pulumi.ComponentResource):
     """A Patroni cluster of ``patroni.replicaCount`` PostgreSQL members."""
 
@@ -124,15 +139,15 @@ class PostgresHA(pulumi.ComponentResource):
     secret: k8s.core.v1.Secret
     files: dict[str, str]
     """The files in the ConfigMap (patroni.yml, post-bootstrap.sh), as rendered."""
-    backend_env: list[shapes.Obj]
-    """DB_* env for the backend: host, port, database, user, password from the Secret."""
-    stack_outputs: dict[str, pulumi.Output]
+    outputs: PostgresOutputs
+    app_password: pulumi.Output[str]
+    """The application user's password (secret), for consumers outside the cluster."""
 
     def __init__(self, name: str, args: PostgresHAArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:PostgresHA", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
-        names = PatroniNames(args.release)
+        names = PatroniNames(args.release, args.namespace, args.cluster_domain)
         selector = shapes.selector_labels(args.release, APP)
         labels = shapes.common_labels(args.release, APP, "database")
         pod_labels = {**labels, SCOPE_LABEL: names.scope}
@@ -230,29 +245,26 @@ class PostgresHA(pulumi.ComponentResource):
                 opts=child,
             )
 
-        primary_host = f"{names.primary_service}.{args.namespace}.svc.cluster.local"
-        replica_host = f"{names.replica_service}.{args.namespace}.svc.cluster.local"
-        if settings.replica_count == 1:
-            replica_host = primary_host  # one member: reads go to the primary, the only server
-        database = settings.postgresql.database
-        app_user = settings.postgresql.app_username
-        self.backend_env = [
-            shapes.env_value("DB_HOST", primary_host),
-            shapes.env_value("DB_PORT", str(POSTGRESQL_PORT)),
-            shapes.env_value("DB_NAME", database),
-            shapes.env_value("DB_USER", app_user),
-            shapes.env_from_secret("DB_PASSWORD", self.secret.metadata.name, "app-password"),
-            shapes.env_value("DB_SSLMODE", "disable"),
-        ]
-        self.stack_outputs = {
-            "postgresPrimaryHost": pulumi.Output.from_input(primary_host),
-            "postgresReplicaHost": pulumi.Output.from_input(replica_host),
-            "postgresPort": pulumi.Output.from_input(POSTGRESQL_PORT),
-            "postgresDatabase": pulumi.Output.from_input(database),
-            "postgresUser": pulumi.Output.from_input(app_user),
-            "postgresPassword": pulumi.Output.secret(passwords["app-password"]),
-        }
-        self.register_outputs(self.stack_outputs)
+        primary_host = names.host(names.primary_service)
+        secret_name = self.secret.metadata.name
+        self.app_password = pulumi.Output.secret(passwords["app-password"])
+        self.outputs = PostgresOutputs(
+            names=names,
+            primary_host=primary_host,
+            # One member: reads go to the primary, the only server.
+            replica_host=primary_host if settings.replica_count == 1 else names.host(names.replica_service),
+            port=POSTGRESQL_PORT,
+            database=settings.postgresql.database,
+            app_user=settings.postgresql.app_username,
+            app_password=SecretKeyRef(secret_name, "app-password"),
+            superuser=settings.postgresql.username,
+            superuser_password=SecretKeyRef(secret_name, "superuser-password"),
+            client_image=ClientImage(settings.image.reference, settings.image.pull_policy, settings.run_as_user),
+            pods=Pods(APP, selector),
+            # The headless Service: every member, ready or not, is a target.
+            metrics=MetricsEndpoint("patroni", names.headless_service, selector, "patroni", RESTAPI_PORT),
+        )
+        self.register_outputs({"primaryHost": primary_host, "replicaHost": self.outputs.replica_host})
 
 
 def render_files(settings: PatroniSettings, names: PatroniNames, *, labels: dict[str, str]) -> dict[str, str]:
@@ -336,18 +348,7 @@ def _statefulset_spec(
             "spec": _pod_spec(args, names, selector),
         },
     }
-    if settings.persistence.enabled:
-        storage_class = settings.persistence.storage_class or args.storage_class
-        claim: shapes.Obj = {
-            "accessModes": ["ReadWriteOnce"],
-            "resources": {"requests": {"storage": settings.persistence.size}},
-        }
-        if storage_class:
-            claim["storageClassName"] = storage_class
-        spec["volumeClaimTemplates"] = [{"metadata": {"name": "pgdata", "labels": dict(selector)}, "spec": claim}]
-        # Keep the volumes when members are removed: scaling back up reuses their data.
-        spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
-    return spec
+    return spec | shapes.volume_claim_templates("pgdata", settings.persistence, args.storage_class, selector)
 
 
 def _checkov_skips(settings: PatroniSettings) -> dict[str, str]:
@@ -419,10 +420,9 @@ def _pod_spec(args: PostgresHAArgs, names: PatroniNames, selector: dict[str, str
         "terminationGracePeriodSeconds": settings.termination_grace_period_seconds,
         "containers": [container],
         "volumes": volumes,
-        **shapes.spread(selector, require_separate_nodes=args.production),
+        **shapes.spread(selector, require_separate_nodes=settings.require_separate_nodes),
+        **shapes.image_pull_secrets(args.image_pull_secrets),
     }
-    if args.image_pull_secrets:
-        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
     return pod
 
 

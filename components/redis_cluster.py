@@ -31,10 +31,20 @@ from pydantic import SecretStr
 
 from components import k8s as shapes
 from components.credentials import credential
+from components.wiring import ClientImage, MetricsEndpoint, Pods, SecretKeyRef
 from settings.redis import RedisClusterSettings
 
 FILES = Path(__file__).parent / "files" / "redis"
-SCRIPTS = ("common.sh", "start.sh", "cluster-job.sh", "prestop.sh", "probe-liveness.sh", "probe-readiness.sh")
+SCRIPTS = (
+    "common.sh",
+    "start.sh",
+    "prestop.sh",
+    "probe-liveness.sh",
+    "probe-readiness.sh",
+    "cluster-lib.sh",
+    "cluster-preflight.sh",
+    "cluster-reconcile.sh",
+)
 CONFIG_DIR = "/etc/redis"
 DATA_DIR = "/data"
 BUS_PORT_OFFSET = 10000
@@ -43,6 +53,8 @@ PASSWORD_KEY = "redis-password"
 # The official image's redis user and group.
 REDIS_UID = 999
 EXPORTER_UID = 59000
+# The two Jobs, by the argument their script takes; each pod's component label is cluster-<mode>.
+JOB_MODES = ("preflight", "reconcile")
 
 
 @dataclass(frozen=True)
@@ -53,6 +65,65 @@ class RedisClusterArgs:
     password: SecretStr | None = None  # redisPassword from the stack config; generated when unset
     storage_class: str = ""  # the stack-wide default when persistence.storageClass is empty
     image_pull_secrets: list[str] = field(default_factory=list)
+    cluster_domain: str = "cluster.local"
+
+
+@dataclass(frozen=True)
+class RedisNames(shapes.StackNames):
+    """Every name the component derives from the release, and the DNS names of its pods."""
+
+    @property
+    def full(self) -> str:
+        return f"{self.release}-redis-cluster"
+
+    @property
+    def headless(self) -> str:
+        return f"{self.full}-headless"
+
+    @property
+    def secret(self) -> str:
+        return f"{self.full}-secret"
+
+    @property
+    def config(self) -> str:
+        return f"{self.full}-config"
+
+    @property
+    def metrics(self) -> str:
+        return f"{self.full}-metrics"
+
+    @property
+    def pdb(self) -> str:
+        return f"{self.full}-pdb"
+
+    @property
+    def client_host(self) -> str:
+        return self.host(self.full)
+
+    @property
+    def node_host_template(self) -> str:
+        """printf template of pod i's stable DNS name (through the headless Service)."""
+        return self.pod_host(f"{self.full}-%d", self.headless)
+
+    def job(self, mode: str, settings: RedisClusterSettings) -> str:
+        """Named by the topology (and drain): a change of it runs the Job again."""
+        topology = f"{settings.master_count}/{settings.replicas_per_master}/{settings.draining}"
+        return f"{self.full}-{mode}-{hashlib.sha256(topology.encode()).hexdigest()[:8]}"
+
+
+@dataclass(frozen=True)
+class RedisOutputs:
+    """What the rest of the platform may use of the cluster."""
+
+    names: RedisNames
+    seed_host: str  # the client Service: a seed for cluster clients (cluster mode on)
+    port: int
+    bus_port: int
+    password: SecretKeyRef
+    client_image: ClientImage  # redis-cli, as the redis user
+    pods: Pods  # the Redis servers
+    job_pods: Pods  # the preflight and reconcile Jobs
+    metrics: MetricsEndpoint | None  # redis_exporter, when enabled
 
 
 class RedisCluster(pulumi.ComponentResource):
@@ -66,19 +137,15 @@ class RedisCluster(pulumi.ComponentResource):
     preflight_job: k8s.batch.v1.Job
     reconcile_job: k8s.batch.v1.Job
     pdb: k8s.policy.v1.PodDisruptionBudget | None
-    seed_host: pulumi.Output[str]
-    """In-cluster DNS name of the client Service: a seed for cluster clients."""
-    port: pulumi.Output[int]
     password: pulumi.Output[str]
-    backend_env: list[shapes.Obj]
-    """Env for the backend: REDIS_HOST, REDIS_PORT, REDIS_PASSWORD (from the Secret), REDIS_CLUSTER."""
-    stack_outputs: dict[str, pulumi.Output]
+    """The password (secret), for consumers outside the cluster."""
+    outputs: RedisOutputs
 
     def __init__(self, name: str, args: RedisClusterArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:RedisCluster", name, {}, opts)
         child = pulumi.ResourceOptions(parent=self)
         settings = args.settings
-        names = _Names(args.release, args.namespace)
+        names = RedisNames(args.release, args.namespace, args.cluster_domain)
         selector = shapes.selector_labels(args.release, "redis-cluster")
         labels = shapes.common_labels(args.release, "redis-cluster", "cache")
 
@@ -137,7 +204,7 @@ class RedisCluster(pulumi.ComponentResource):
             spec=_job_spec(args, names, "preflight", job_env, labels),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.secret, self.headless_service]),
         )
-        rollout = {
+        rollout: dict[str, str | pulumi.Output[str]] = {
             shapes.CONFIG_CHECKSUM: shapes.checksum(*files.values()),
             shapes.CREDENTIALS_CHECKSUM: self.password.apply(shapes.checksum),
         }
@@ -165,7 +232,7 @@ class RedisCluster(pulumi.ComponentResource):
         if settings.node_count > 1:
             self.pdb = shapes.pod_disruption_budget(
                 f"{name}-pdb",
-                name=f"{names.full}-pdb",
+                name=names.pdb,
                 namespace=args.namespace,
                 labels=labels,
                 selector=selector,
@@ -173,16 +240,26 @@ class RedisCluster(pulumi.ComponentResource):
                 opts=child,
             )
 
-        self.seed_host = pulumi.Output.from_input(names.client_host)
-        self.port = pulumi.Output.from_input(settings.port)
-        self.backend_env = [
-            shapes.env_value("REDIS_HOST", names.client_host),
-            shapes.env_value("REDIS_PORT", str(settings.port)),
-            shapes.env_value("REDIS_CLUSTER", "true"),
-            shapes.env_from_secret("REDIS_PASSWORD", self.secret.metadata.name, PASSWORD_KEY),
-        ]
-        self.stack_outputs = {"redisSeedHost": self.seed_host, "redisPort": self.port, "redisPassword": self.password}
-        self.register_outputs(self.stack_outputs)
+        self.outputs = RedisOutputs(
+            names=names,
+            seed_host=names.client_host,
+            port=settings.port,
+            bus_port=settings.port + BUS_PORT_OFFSET,
+            password=SecretKeyRef(self.secret.metadata.name, PASSWORD_KEY),
+            client_image=ClientImage(settings.image.reference, settings.image.pull_policy, REDIS_UID),
+            # The component label tells the servers ("cache") from the Jobs, which carry
+            # the StatefulSet's name labels too.
+            pods=Pods("redis-cluster", {**selector, "app.kubernetes.io/component": "cache"}),
+            job_pods=Pods(
+                "redis-cluster-jobs",
+                selector,
+                ({"key": "app.kubernetes.io/component", "operator": "In", "values": [f"cluster-{mode}" for mode in JOB_MODES]},),
+            ),
+            metrics=MetricsEndpoint("redis", names.metrics, selector, "http-metrics", EXPORTER_PORT)
+            if settings.exporter.enabled
+            else None,
+        )
+        self.register_outputs({"seedHost": names.client_host, "port": settings.port, "password": self.password})
 
 
 # --- files -----------------------------------------------------------------------------
@@ -225,46 +302,6 @@ def _job_annotations() -> dict[str, str]:
     return {**_JOB_ANNOTATIONS, **shapes.checkov_skips(_CHECKOV_SKIPS)}
 
 
-@dataclass(frozen=True)
-class _Names:
-    release: str
-    namespace: str
-
-    @property
-    def full(self) -> str:
-        return f"{self.release}-redis-cluster"
-
-    @property
-    def headless(self) -> str:
-        return f"{self.full}-headless"
-
-    @property
-    def secret(self) -> str:
-        return f"{self.full}-secret"
-
-    @property
-    def config(self) -> str:
-        return f"{self.full}-config"
-
-    @property
-    def metrics(self) -> str:
-        return f"{self.full}-metrics"
-
-    @property
-    def client_host(self) -> str:
-        return f"{self.full}.{self.namespace}.svc.cluster.local"
-
-    @property
-    def node_host_template(self) -> str:
-        """printf template of pod i's stable DNS name (through the headless Service)."""
-        return f"{self.full}-%d.{self.headless}.{self.namespace}.svc.cluster.local"
-
-    def job(self, mode: str, settings: RedisClusterSettings) -> str:
-        """Named by the topology (and drain): a change of it runs the Job again."""
-        topology = f"{settings.master_count}/{settings.replicas_per_master}/{settings.draining}"
-        return f"{self.full}-{mode}-{hashlib.sha256(topology.encode()).hexdigest()[:8]}"
-
-
 def _headless_spec(settings: RedisClusterSettings, selector: dict[str, str]) -> shapes.Obj:
     return {
         "clusterIP": "None",
@@ -284,11 +321,11 @@ def _headless_spec(settings: RedisClusterSettings, selector: dict[str, str]) -> 
     }
 
 
-def _password_env(names: _Names) -> shapes.Obj:
+def _password_env(names: RedisNames) -> shapes.Obj:
     return shapes.env_from_secret("REDISCLI_AUTH", names.secret, PASSWORD_KEY)
 
 
-def _common_env(args: RedisClusterArgs, names: _Names) -> list[shapes.Obj]:
+def _common_env(args: RedisClusterArgs, names: RedisNames) -> list[shapes.Obj]:
     return [
         _password_env(names),
         shapes.env_value("REDIS_PORT", str(args.settings.port)),
@@ -296,7 +333,7 @@ def _common_env(args: RedisClusterArgs, names: _Names) -> list[shapes.Obj]:
     ]
 
 
-def _job_env(args: RedisClusterArgs, names: _Names) -> list[shapes.Obj]:
+def _job_env(args: RedisClusterArgs, names: RedisNames) -> list[shapes.Obj]:
     settings = args.settings
     return [
         *_common_env(args, names),
@@ -308,11 +345,11 @@ def _job_env(args: RedisClusterArgs, names: _Names) -> list[shapes.Obj]:
     ]
 
 
-def _config_volume(names: _Names) -> shapes.Obj:
+def _config_volume(names: RedisNames) -> shapes.Obj:
     return {"name": "config", "configMap": {"name": names.config, "defaultMode": 0o555}}
 
 
-def _job_spec(args: RedisClusterArgs, names: _Names, mode: str, env: list[shapes.Obj], labels: dict[str, str]) -> shapes.Obj:
+def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[shapes.Obj], labels: dict[str, str]) -> shapes.Obj:
     settings = args.settings
     pod: shapes.Obj = {
         "restartPolicy": "OnFailure",
@@ -324,7 +361,7 @@ def _job_spec(args: RedisClusterArgs, names: _Names, mode: str, env: list[shapes
                 "name": mode,
                 "image": settings.image.reference,
                 "imagePullPolicy": settings.image.pull_policy,
-                "command": ["bash", f"{CONFIG_DIR}/cluster-job.sh", mode],
+                "command": ["bash", f"{CONFIG_DIR}/cluster-{mode}.sh"],
                 "env": env,
                 "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
                 "securityContext": shapes.container_security_context(),
@@ -335,9 +372,8 @@ def _job_spec(args: RedisClusterArgs, names: _Names, mode: str, env: list[shapes
             }
         ],
         "volumes": [_config_volume(names), {"name": "tmp", "emptyDir": {}}],
+        **shapes.image_pull_secrets(args.image_pull_secrets),
     }
-    if args.image_pull_secrets:
-        pod["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
     return {
         "backoffLimit": 6,
         "activeDeadlineSeconds": 900,
@@ -358,7 +394,7 @@ def _exec_probe(script: str, *, period: int, timeout: int, failures: int) -> sha
 
 def _stateful_set_spec(
     args: RedisClusterArgs,
-    names: _Names,
+    names: RedisNames,
     selector: dict[str, str],
     labels: dict[str, str],
     rollout: dict[str, str | pulumi.Output[str]],
@@ -435,23 +471,12 @@ def _stateful_set_spec(
                 "containers": containers,
                 "volumes": volumes,
                 **shapes.spread(selector, require_separate_nodes=settings.require_separate_nodes),
+                **shapes.image_pull_secrets(args.image_pull_secrets),
             },
         },
     }
-    if args.image_pull_secrets:
-        spec["template"]["spec"]["imagePullSecrets"] = shapes.image_pull_secrets(args.image_pull_secrets)
-    if settings.persistence.enabled:
-        storage_class = settings.persistence.storage_class or args.storage_class
-        claim: shapes.Obj = {
-            "metadata": {"name": "data", "labels": labels},
-            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": settings.persistence.size}}},
-        }
-        if storage_class:
-            claim["spec"]["storageClassName"] = storage_class
-        spec["volumeClaimTemplates"] = [claim]
-        # Kept on scale-in and on deletion: a node removed outside the drain path (say
-        # `kubectl scale`) comes back with its slots and data instead of empty.
-        spec["persistentVolumeClaimRetentionPolicy"] = {"whenDeleted": "Retain", "whenScaled": "Retain"}
-    else:
+    if not settings.persistence.enabled:
         volumes.append({"name": "data", "emptyDir": {}})
-    return spec
+    # Kept on scale-in and on deletion: a node removed outside the drain path (say
+    # `kubectl scale`) comes back with its slots and data instead of empty.
+    return spec | shapes.volume_claim_templates("data", settings.persistence, args.storage_class, labels)

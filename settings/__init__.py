@@ -15,13 +15,11 @@ import typing
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from settings.base import Problem
+from settings.base import PROJECT, Problem, SettingsError
 from settings.defaults import PROFILES, deep_merge, profile_defaults
 from settings.platform import PlatformSettings, SecretSettings
-
-PROJECT = "ai-infra-matrix"
 
 # `make up` sets this for a dev stack with no reachable cluster: the engine then writes
 # the manifests to this directory instead of applying them (kubernetes.renderYamlToDirectory).
@@ -37,17 +35,6 @@ _GUIDE_SECRET_KEYS: dict[tuple[str, ...], str] = {
     ("patroni", "postgresql", "replicationPassword"): "replicationPassword",
     ("redisCluster", "password"): "redisPassword",
 }
-
-
-class SettingsError(Exception):
-    """The stack config is invalid; ``problems`` says where and how to fix it."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(self.lines()))
-
-    def lines(self) -> list[str]:
-        return [f"{PROJECT}:{problem.key}: {problem.message}" for problem in self.problems]
 
 
 def default_profile(stack: str) -> str:
@@ -88,7 +75,8 @@ def load_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: Collection
     if profile not in PROFILES:
         raise SettingsError([*problems, Problem("profile", f"must be one of {', '.join(PROFILES)} (got {profile!r})")])
     config["profile"] = profile
-    merged = deep_merge(profile_defaults(profile), config)
+    base = profile_defaults(profile)
+    merged = _without_disabled_parts(deep_merge(base, config), base)
     merged["secrets"] = secrets
 
     try:
@@ -99,6 +87,55 @@ def load_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: Collection
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+# The parts of the stack a config can switch off, parents before their children. A part
+# whose `enabled` is false is not checked beyond that flag: its other keys are set aside
+# and the profile's defaults stand in, so a half-edited block of a switched-off system
+# never blocks a deploy.
+SWITCHABLE_PARTS: tuple[tuple[str, ...], ...] = (
+    ("patroni",),
+    ("redisCluster",),
+    ("redisCluster", "exporter"),
+    ("kafka",),
+    ("kafka", "ui"),
+    ("kafka", "exporter"),
+    ("backend",),
+    ("frontend",),
+    ("nginx",),
+    ("backup",),
+    ("backup", "postgres"),
+    ("backup", "redis"),
+    # Not ("monitoring",): its namespace is where Prometheus runs, which the network
+    # policies admit to the metrics ports whether the Operator objects are made or not.
+    ("monitoring", "alerts"),
+    ("monitoring", "dashboards"),
+    ("networkPolicy",),
+)
+
+
+def _without_disabled_parts(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    for path in SWITCHABLE_PARTS:
+        parent, default = _node(config, path[:-1]), _node(defaults, path)
+        part = parent.get(path[-1]) if isinstance(parent, dict) else None
+        if isinstance(part, dict) and isinstance(default, dict) and _is_false(part.get("enabled")):
+            parent[path[-1]] = {**default, "enabled": False}
+    return config
+
+
+def _node(tree: dict[str, Any], path: tuple[str, ...]) -> Any:
+    node: Any = tree
+    for part in path:
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
+def _is_false(value: Any) -> bool:
+    """``enabled`` as pydantic reads a bool: false, "false", 0, "off", "no"..."""
+    try:
+        return TypeAdapter(bool).validate_python(value) is False
+    except ValidationError:
+        return False  # not a bool at all: validation reports it
 
 
 def decode_config_value(value: Any) -> Any:

@@ -125,6 +125,8 @@ class AppSettings(ConfigModel):
     )
 
     def problems(self, key: str, *, production: bool) -> list[Problem]:
+        if not self.enabled:
+            return []
         found = [
             *self.image.problems(f"{key}.image", production=production),
             *self.service.problems(f"{key}.service"),
@@ -153,7 +155,7 @@ class AppSettings(ConfigModel):
             found.append(
                 Problem(f"{key}.resources.requests.cpu", "a CPU utilization target needs a CPU request to measure against")
             )
-        if production and self.enabled:
+        if production:
             floor = self.autoscaling.min_replicas if self.autoscaling.enabled else self.replica_count
             if floor < 2:
                 found.append(
@@ -163,10 +165,6 @@ class AppSettings(ConfigModel):
                     )
                 )
         return found
-
-    @property
-    def has_hpa(self) -> bool:
-        return self.enabled and self.autoscaling.enabled
 
 
 _SECRET_WORDS = ("PASSWORD", "SECRET", "TOKEN", "PRIVATE_KEY", "API_KEY", "CREDENTIAL")

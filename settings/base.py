@@ -11,6 +11,9 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+# The Pulumi project name: the namespace of every config key (ai-infra-matrix:kafka.replicaCount).
+PROJECT = "ai-infra-matrix"
+
 
 class ConfigModel(BaseModel):
     """Base of every config model: camelCase keys as in the deployment guide's values,
@@ -32,6 +35,17 @@ class Problem:
 
     key: str
     message: str
+
+
+class SettingsError(Exception):
+    """The stack config is invalid; ``problems`` says where and how to fix it."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [f"{PROJECT}:{problem.key}: {problem.message}" for problem in self.problems]
 
 
 # --- Kubernetes quantities ----------------------------------------------------------
@@ -132,6 +146,16 @@ def _check_dns_label(text: str) -> str:
 
 
 DnsLabel = Annotated[str, AfterValidator(_check_dns_label)]
+
+
+def _check_dns_name(text: str) -> str:
+    labels = text.split(".")
+    if len(text) > 253 or not all(len(label) <= 63 and _DNS_LABEL.match(label) for label in labels):
+        raise ValueError(f"{text!r} is not a DNS name; use dot-separated lowercase labels such as cluster.local")
+    return text
+
+
+DnsName = Annotated[str, AfterValidator(_check_dns_name)]
 
 
 # --- Common sub-models ---------------------------------------------------------------

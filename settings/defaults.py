@@ -1,12 +1,22 @@
-"""Per-profile defaults, written in the stack-config shape (camelCase, as in the guide's
-values files). The stack's own config is deep-merged over these before validation, so a
+"""Per-profile defaults, in the stack-config shape (camelCase, as in the guide's values
+files). The stack's own config is deep-merged over them before validation, so a
 ``Pulumi.<stack>.yaml`` only states what differs. ``dev`` is one node of everything with
-the HPAs off; ``prod`` is the guide's values-prod topology."""
+the HPAs off; ``prod`` is the guide's values-prod topology.
+
+Each default lives in one place, in three layers: the models' own ``Field`` defaults
+(``model_defaults``), then ``_COMMON`` for what no model can default (images, resources,
+per-tier values of the one AppSettings model), then the profile's changes. A layer never
+restates the one beneath it: tests/unit/test_settings.py removes each value in turn and
+fails when nothing changes.
+"""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
 APP_TAG = "v0.3.8"  # the application release the guide deploys
 
@@ -18,12 +28,10 @@ def _behavior(scale_up_pods: int) -> dict[str, Any]:
     return {
         "scaleUp": {
             "stabilizationWindowSeconds": 60,
-            "selectPolicy": "Max",
             "policies": [{"type": "Pods", "value": scale_up_pods, "periodSeconds": 60}],
         },
         "scaleDown": {
             "stabilizationWindowSeconds": 300,
-            "selectPolicy": "Max",
             "policies": [{"type": "Percent", "value": 10, "periodSeconds": 60}],
         },
     }
@@ -36,39 +44,23 @@ def _resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_lim
     }
 
 
-def _app(repository: str, port: int, target_port: int, service_type: str = "ClusterIP") -> dict[str, Any]:
+def _app(repository: str, port: int, resources: dict[str, Any]) -> dict[str, Any]:
     return {
-        "enabled": True,
-        "replicaCount": 1,
-        "image": {"repository": repository, "tag": APP_TAG, "pullPolicy": "IfNotPresent"},
-        "service": {"type": service_type, "port": port, "targetPort": target_port},
-        "autoscaling": {
-            "enabled": False,
-            "minReplicas": 1,
-            "maxReplicas": 1,
-            "targetCPUUtilizationPercentage": 70,
-            "targetMemoryUtilizationPercentage": 80,
-        },
+        "image": {"repository": repository, "tag": APP_TAG},
+        "service": {"port": port, "targetPort": port},
+        "resources": resources,
     }
 
 
+# What the models cannot default: the images, resources and ports of each system, and the
+# values one model (AppSettings, for three tiers) holds differently per tier. Nothing
+# here restates a model default (tests/unit/test_settings.py holds it to that).
 _COMMON: dict[str, Any] = {
-    "releaseName": "ai-infra",
-    "storageClass": "",
-    "imagePullSecrets": [],
-    "kubernetes": {"kubeconfig": "", "context": "", "renderYamlToDirectory": ""},
     "patroni": {
-        "enabled": True,
-        "replicaCount": 1,
         # Built from images/patroni/Dockerfile: the PostgreSQL and Patroni versions the
         # conformance tests run (tools/ci/install-postgres.sh).
-        "image": {"repository": "ai-infra-patroni", "tag": "4.1.5-pg15", "pullPolicy": "IfNotPresent"},
+        "image": {"repository": "ai-infra-patroni", "tag": "4.1.5-pg15"},
         "postgresql": {
-            "database": "ai_infra_db",
-            "username": "postgres",
-            "appUsername": "ai_infra_db",
-            "replicationUsername": "replicator",
-            "rewindUsername": "rewind_user",
             "parameters": {
                 "max_connections": 200,
                 "shared_buffers": "256MB",
@@ -99,137 +91,32 @@ _COMMON: dict[str, Any] = {
                 "host all all ::/0 scram-sha-256",
             ],
         },
-        "persistence": {"enabled": True, "size": "20Gi", "storageClass": ""},
         "resources": _resources("250m", "512Mi", "1000m", "2Gi"),
-        # Failover timing: a dead primary's lock expires within ttl; loopWait + 2*retryTimeout <= ttl.
-        "ttl": 20,
-        "loopWait": 5,
-        "retryTimeout": 5,
-        "failsafeMode": True,
-        "synchronousMode": "off",
-        "synchronousModeStrict": False,
-        "synchronousNodeCount": 1,
-        "maximumLagOnFailover": 1048576,
-        "primaryStartTimeout": 300,
-        "terminationGracePeriodSeconds": 300,
-        "runAsUser": 999,
     },
     "redisCluster": {
-        "enabled": True,
-        "masterCount": 1,
-        "replicasPerMaster": 0,
-        "port": 6379,
-        "image": {"repository": "redis", "tag": "7.0.15", "pullPolicy": "IfNotPresent"},
-        "persistence": {"enabled": True, "size": "5Gi", "storageClass": ""},
+        "image": {"repository": "redis", "tag": "7.0.15"},
         "resources": _resources("100m", "256Mi", "500m", "1Gi"),
-        "clusterNodeTimeout": 5000,
-        "maxmemoryPercent": 75,
-        "maxmemoryPolicy": "allkeys-lru",
-        "failoverTimeoutSeconds": 20,
-        "requireSeparateNodes": False,
-        "drain": {"enabled": False},
-        "exporter": {
-            "enabled": True,
-            "image": {"repository": "oliver006/redis_exporter", "tag": "v1.62.0", "pullPolicy": "IfNotPresent"},
-            "resources": _resources("10m", "32Mi", "100m", "64Mi"),
-        },
     },
     "kafka": {
-        "enabled": True,
-        "replicaCount": 1,
         # The same version as the jars the conformance tests run (tools/ci/kafka-pom.xml).
-        "image": {"repository": "apache/kafka", "tag": "4.1.1", "pullPolicy": "IfNotPresent"},
-        "config": {
-            "autoCreateTopicsEnable": True,
-            "numPartitions": 3,
-            "defaultReplicationFactor": 1,
-            "minInsyncReplicas": 1,
-            "offsetsTopicReplicationFactor": 1,
-            "transactionStateLogReplicationFactor": 1,
-            "transactionStateLogMinIsr": 1,
-            "uncleanLeaderElectionEnable": False,
-            "logRetentionHours": 168,
-            "logRetentionBytes": 10737418240,
-            # Kafka's own failover timing, stated so a reviewer sees it.
-            "brokerSessionTimeoutMs": 9000,
-            "brokerHeartbeatIntervalMs": 2000,
-            "controllerQuorumFetchTimeoutMs": 2000,
-            "controllerQuorumElectionTimeoutMs": 1000,
-        },
-        # dev: one combined broker+controller node.
-        "controller": {
-            "dedicated": False,
-            "replicaCount": 3,
-            "allowQuorumChange": False,
-            "persistence": {"enabled": True, "size": "10Gi", "storageClass": ""},
-            "resources": _resources("250m", "1Gi", "1000m", "2Gi"),
-        },
-        "persistence": {"enabled": True, "size": "50Gi", "storageClass": ""},
+        "image": {"repository": "apache/kafka", "tag": "4.1.1"},
         "resources": _resources("500m", "1Gi", "2000m", "4Gi"),
-        "ui": {"enabled": False, "image": {"repository": "ghcr.io/kafbat/kafka-ui", "tag": "v1.4.2"}, "username": "admin"},
-        "exporter": {"enabled": True, "image": {"repository": "danielqsj/kafka-exporter", "tag": "v1.9.0"}},
     },
     "backend": {
-        **_app("ai-infra-backend", 8082, 8082),
-        "resources": _resources("250m", "512Mi", "1000m", "2Gi"),
-        "livenessProbe": {
-            "path": "/health",
-            "initialDelaySeconds": 30,
-            "periodSeconds": 10,
-            "timeoutSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "readinessProbe": {
-            "path": "/health",
-            "initialDelaySeconds": 10,
-            "periodSeconds": 5,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        },
+        **_app("ai-infra-backend", 8082, _resources("250m", "512Mi", "1000m", "2Gi")),
+        "livenessProbe": {"timeoutSeconds": 5},
         "env": {"JWT_EXPIRY": "24h", "JWT_REFRESH_EXPIRY": "168h", "SESSION_TIMEOUT": "86400", "LOG_LEVEL": "info"},
     },
+    # The web tiers answer on / (the backend on /health) and start faster.
     "frontend": {
-        **_app("ai-infra-frontend", 80, 80),
-        "resources": _resources("100m", "128Mi", "500m", "512Mi"),
-        "livenessProbe": {
-            "path": "/",
-            "initialDelaySeconds": 10,
-            "periodSeconds": 10,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        },
-        "readinessProbe": {"path": "/", "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
+        **_app("ai-infra-frontend", 80, _resources("100m", "128Mi", "500m", "512Mi")),
+        "livenessProbe": {"path": "/", "initialDelaySeconds": 10},
+        "readinessProbe": {"path": "/", "initialDelaySeconds": 5},
     },
     "nginx": {
-        **_app("ai-infra-nginx", 80, 80),
-        "resources": _resources("100m", "128Mi", "300m", "256Mi"),
-        "livenessProbe": {
-            "path": "/",
-            "initialDelaySeconds": 10,
-            "periodSeconds": 10,
-            "timeoutSeconds": 3,
-            "failureThreshold": 3,
-        },
-        "readinessProbe": {"path": "/", "initialDelaySeconds": 5, "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3},
-    },
-    # Scheduled backups (components/backups.py): a pg_dump of the application database
-    # and an RDB snapshot of every Redis master, each on its own volume.
-    "backup": {
-        "enabled": True,
-        "destination": "pvc",
-        "timeZone": "Etc/UTC",
-        "postgres": {"enabled": True, "schedule": "0 2 * * *", "retention": 7, "source": "replica", "volumeSize": "20Gi"},
-        "redis": {"enabled": True, "schedule": "30 2 * * *", "retention": 7, "volumeSize": "10Gi"},
-        "resources": _resources("100m", "128Mi", "1000m", "512Mi"),
-        # destination s3: any S3-compatible store; the keys come from an existing Secret.
-        "s3": {
-            "endpoint": "",
-            "bucket": "",
-            "prefix": "ai-infra-matrix",
-            "region": "us-east-1",
-            "credentialsSecret": "",
-            "image": {"repository": "amazon/aws-cli", "tag": "2.22.35", "pullPolicy": "IfNotPresent"},
-        },
+        **_app("ai-infra-nginx", 80, _resources("100m", "128Mi", "300m", "256Mi")),
+        "livenessProbe": {"path": "/", "initialDelaySeconds": 10},
+        "readinessProbe": {"path": "/", "initialDelaySeconds": 5},
     },
 }
 
@@ -238,7 +125,8 @@ _DEV: dict[str, Any] = {"namespace": "ai-infra"}
 _PROD: dict[str, Any] = {
     "namespace": "ai-infra-prod",
     # Acknowledged commits survive a failover; not strict, so losing a replica keeps writes going.
-    "patroni": {"replicaCount": 3, "synchronousMode": "on"},
+    # No two members on one node: losing a node loses at most one copy of the data.
+    "patroni": {"replicaCount": 3, "synchronousMode": "on", "requireSeparateNodes": True},
     # Required anti-affinity: no two Redis pods on one node, so a node failure cannot
     # take a master with its replica (needs at least 6 schedulable nodes).
     "redisCluster": {"masterCount": 3, "replicasPerMaster": 1, "requireSeparateNodes": True},
@@ -252,7 +140,9 @@ _PROD: dict[str, Any] = {
             "transactionStateLogMinIsr": 2,
         },
         # A static quorum of 3 dedicated controllers (ids 0-2); brokers are ids 100+.
-        "controller": {"dedicated": True, "replicaCount": 3},
+        # kafka.controller.replicaCount is 3 by default; the quorum lock is protected, so a
+        # change of the voters needs kafka.controller.allowQuorumChange.
+        "controller": {"dedicated": True, "protectQuorum": True},
         "ui": {"enabled": True},
     },
     "backend": {
@@ -287,6 +177,45 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def model_defaults(model: type[BaseModel]) -> dict[str, Any]:
+    """The defaults ``model`` declares, in the stack-config shape: a sub-model is walked
+    into (its own default dumped, or its class's defaults when the field is required), so
+    a stack that sets one key of a block keeps the defaults of the others. Dict-valued
+    fields (labels, env) are left to the model: a stack's dict replaces the default one
+    rather than merging into it."""
+    return _defaults_of(model, None)
+
+
+def _defaults_of(model: type[BaseModel], instance: BaseModel | None) -> dict[str, Any]:
+    """Config-shaped defaults of ``model``, read from ``instance`` (a sub-model's default
+    object) when there is one, else from the fields' own defaults."""
+    defaults: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if field.exclude:
+            continue  # credentials: never defaulted, never config-shaped
+        key = field.alias or name
+        value = getattr(instance, name) if instance is not None else field.get_default(call_default_factory=True)
+        if isinstance(value, BaseModel):
+            defaults[key] = _defaults_of(type(value), value)
+        elif value is PydanticUndefined:
+            nested = _model_in(field.annotation)
+            if nested is not None:
+                defaults[key] = _defaults_of(nested, None)
+        elif not isinstance(value, dict):
+            defaults[key] = value
+    return defaults
+
+
 def profile_defaults(profile: str) -> dict[str, Any]:
-    """Every default of ``profile`` ("dev" or "prod") as a config-shaped dict."""
-    return deep_merge(_COMMON, _PROD if profile == "prod" else _DEV)
+    """Every default of ``profile`` ("dev" or "prod") as a config-shaped dict: the models'
+    own defaults, what only this file knows (_COMMON), then the profile's changes."""
+    from settings.platform import PlatformSettings
+
+    return deep_merge(deep_merge(model_defaults(PlatformSettings), _COMMON), _PROD if profile == "prod" else _DEV)
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model a required field holds (``X``; not ``X | None``, not a list of X)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return None

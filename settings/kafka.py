@@ -106,6 +106,11 @@ class KafkaControllerSettings(ConfigModel):
     replica_count: int = Field(
         default=3, description="Controllers (KRaft voters) when dedicated: 1, 3 or 5. Fixed for the life of the stack."
     )
+    protect_quorum: bool = Field(
+        default=False,
+        description="Protect the quorum lock in the stack state, so an update that changes the controller count "
+        "or mode is refused unless allowQuorumChange is set (dedicated quorum only).",
+    )
     allow_quorum_change: bool = Field(
         default=False,
         description="Let one `pulumi up` change the controller count or mode of an existing stack. The static "
@@ -172,6 +177,12 @@ class KafkaSettings(ConfigModel):
     def controller_count(self) -> int:
         """Voters of the KRaft quorum."""
         return self.controller.replica_count if self.controller.dedicated else 1
+
+    @property
+    def quorum_locked(self) -> bool:
+        """Whether Pulumi refuses to replace the quorum lock (and so to change the voters)."""
+        controller = self.controller
+        return controller.dedicated and controller.protect_quorum and not controller.allow_quorum_change
 
     @property
     def quorum_shape(self) -> str:

@@ -41,6 +41,8 @@ class NetworkPolicySettings(ConfigModel):
     )
 
     def problems(self, key: str, *, production: bool) -> list[Problem]:
+        if not self.enabled:
+            return []
         found: list[Problem] = []
         lists = {
             "apiServerCidrs": self.api_server_cidrs,
@@ -59,7 +61,7 @@ class NetworkPolicySettings(ConfigModel):
                             "(no host bits set below the prefix length)",
                         )
                     )
-        if self.enabled and not self.api_server_cidrs:
+        if not self.api_server_cidrs:
             found.append(
                 Problem(
                     f"{key}.apiServerCidrs",
@@ -68,7 +70,7 @@ class NetworkPolicySettings(ConfigModel):
                     'the default ["0.0.0.0/0"]',
                 )
             )
-        if self.enabled and not self.dns_pod_labels:
+        if not self.dns_pod_labels:
             found.append(
                 Problem(
                     f"{key}.dnsPodLabels",

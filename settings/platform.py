@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 
 from settings.apps import AppSettings
 from settings.backup import BackupSettings
-from settings.base import ConfigModel, DnsLabel, Problem
+from settings.base import ConfigModel, DnsLabel, DnsName, Problem
 from settings.kafka import KafkaSettings
 from settings.monitoring import MonitoringSettings
 from settings.network_policy import NetworkPolicySettings
@@ -48,6 +48,10 @@ class PlatformSettings(ConfigModel):
     )
     release_name: DnsLabel = Field(default="ai-infra", description="prefix of every object name (pods ai-infra-patroni-0, ...)")
     namespace: DnsLabel = Field(description="namespace the program creates (PSA restricted) and deploys into")
+    cluster_domain: DnsName = Field(
+        default="cluster.local",
+        description="the cluster's DNS domain (kubelet --cluster-domain): every in-cluster host name ends in svc.<clusterDomain>",
+    )
     storage_class: str = Field(default="", description="StorageClass of every volume; empty: the cluster default")
     image_pull_secrets: list[DnsLabel] = Field(default_factory=list, description="names of existing pull Secrets, for every pod")
     kubernetes: KubernetesSettings = Field(default=KubernetesSettings(), description="how the program reaches the cluster")
@@ -87,7 +91,7 @@ class PlatformSettings(ConfigModel):
         found += self.network_policy.problems("networkPolicy", production=production)
         for field, value in self.secrets:
             if value is not None and len(value.get_secret_value()) < MIN_SECRET_LENGTH:
-                key = SecretSettings.model_fields[field].alias
+                key = SecretSettings.model_fields[field].alias or field
                 found.append(
                     Problem(
                         key,

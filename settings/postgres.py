@@ -84,6 +84,11 @@ class PatroniSettings(ConfigModel):
     synchronous_node_count: int = Field(
         default=1, ge=1, description="synchronous standbys each commit waits for (at most replicaCount - 1)"
     )
+    require_separate_nodes: bool = Field(
+        default=False,
+        description="required (not preferred) pod anti-affinity on kubernetes.io/hostname: no two members share a "
+        "Kubernetes node, so a node failure takes at most one; needs at least replicaCount schedulable nodes",
+    )
     ttl: int = Field(
         default=20,
         ge=1,
@@ -113,13 +118,13 @@ class PatroniSettings(ConfigModel):
     )
 
     def problems(self, key: str, *, production: bool) -> list[Problem]:
+        if not self.enabled:
+            return []
         found = [
             *self.image.problems(f"{key}.image", production=production),
             *self.persistence.problems(f"{key}.persistence"),
             *self.resources.problems(f"{key}.resources"),
         ]
-        if not self.enabled:
-            return found
         if production and self.replica_count < 2:
             found.append(
                 Problem(

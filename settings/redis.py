@@ -130,13 +130,16 @@ class RedisClusterSettings(ConfigModel):
         return self.failover_timeout_seconds + SHUTDOWN_TIMEOUT_SECONDS + 15
 
     def problems(self, key: str, *, production: bool) -> list[Problem]:
+        if not self.enabled:
+            return []
         found = [
             *self.image.problems(f"{key}.image", production=production),
             *self.persistence.problems(f"{key}.persistence"),
             *self.resources.problems(f"{key}.resources"),
-            *self.exporter.image.problems(f"{key}.exporter.image", production=production),
-            *self.exporter.resources.problems(f"{key}.exporter.resources"),
         ]
+        if self.exporter.enabled:
+            found += self.exporter.image.problems(f"{key}.exporter.image", production=production)
+            found += self.exporter.resources.problems(f"{key}.exporter.resources")
         if self.master_count == 2:
             found.append(
                 Problem(
@@ -153,7 +156,7 @@ class RedisClusterSettings(ConfigModel):
                 )
             )
         found += self._drain_problems(key)
-        if production and self.enabled:
+        if production:
             if self.master_count < 3:
                 found.append(
                     Problem(

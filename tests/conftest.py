@@ -28,6 +28,16 @@ def render_stack(stack: str, *overrides: str) -> render_tool.Rendered:
     return _render(stack, tuple(overrides))
 
 
+def objects(stack: str, *overrides: str) -> Objects:
+    """The Kubernetes objects of one render (cached)."""
+    return Objects(render_stack(stack, *overrides).objects)
+
+
+def env(container: dict[str, Any]) -> dict[str, Any]:
+    """A container's env by name: the literal value, else its valueFrom block."""
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
+
+
 class Objects:
     """Lookup helpers over one render's Kubernetes objects."""
 
@@ -68,4 +78,4 @@ def stack(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def objects_of() -> Callable[..., Objects]:
     """``objects_of("prod", "kafka.replicaCount=5")`` -> Objects of that render."""
-    return lambda stack, *overrides: Objects(render_stack(stack, *overrides).objects)
+    return objects

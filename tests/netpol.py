@@ -226,6 +226,6 @@ def _ports_match(ports: list[Obj] | None, destination: Endpoint, port: int, prot
             if named is not None and named == (port, protocol):
                 return True
             continue
-        if wanted <= port <= entry.get("endPort", wanted):
+        if wanted is not None and wanted <= port <= (entry.get("endPort") or wanted):
             return True
     return False

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.render import stack_config  # noqa: E402
+from settings.stack_file import stack_config  # noqa: E402
 
 TIMEOUT_SECONDS = 3.0
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Generate the README's reference sections from the code: the config reference from the
-settings models (every key, its dev and prod default, its description) and the outputs
-contract from platform_stack.OUTPUTS. `make docs` rewrites the sections between their
-markers; a test fails when the README and the code drift apart.
+settings models (every key, its dev and prod default, its description), the outputs
+contract from platform_stack.OUTPUTS and the network flow table from platform_flows.py.
+`make docs` rewrites the sections between their markers; a test fails when the README and
+the code drift apart.
 
 The same sections of README.zh-CN.md (the Simplified Chinese README) are generated with
 ``lang="zh-CN"``: same keys and defaults, the descriptions and table headers taken from
@@ -93,8 +94,25 @@ ENGLISH = {
         "secret": "secret",
         "yes": "yes",
         "no": "no",
+        "from": "from",
+        "to": "to",
+        "ports": "ports",
+        "why": "why",
+        "anyPort": "any",
     },
 }
+
+# The stack whose flow table the README shows: prod, with an S3 destination and one extra
+# egress CIDR, so every kind of flow the program can allow appears once.
+FLOW_TABLE_STACK = (
+    "prod",
+    (
+        "backup.destination=s3",
+        "backup.s3.bucket=backups",
+        "backup.s3.credentialsSecret=backup-s3",
+        'networkPolicy.backendEgressCidrs=["203.0.113.0/24"]',
+    ),
+)
 
 
 def translations(lang: str) -> dict[str, Any]:
@@ -109,7 +127,7 @@ def translations(lang: str) -> dict[str, Any]:
     return {
         "text": ENGLISH["text"] | (data.get("text") or {}),
         "headers": ENGLISH["headers"] | (data.get("headers") or {}),
-        **{part: data.get(part) or {} for part in ("keys", "shared", "secrets", "outputs")},
+        **{part: data.get(part) or {} for part in ("keys", "shared", "secrets", "outputs", "flows")},
     }
 
 
@@ -179,7 +197,23 @@ def outputs_contract(lang: str = "en") -> str:
     return "\n".join(lines) + "\n"
 
 
-SECTIONS = {"config-reference": reference, "outputs": outputs_contract}
+def flow_table(lang: str = "en") -> str:
+    """The network policies' flow table (platform_flows.py) of FLOW_TABLE_STACK, as a
+    Markdown table: who connects to whom, on which ports, and why."""
+    from tools.render import render
+
+    texts = translations(lang)
+    header, said = texts["headers"], texts["flows"]
+    stack, overrides = FLOW_TABLE_STACK
+    rows = [f"| {header['from']} | {header['to']} | {header['ports']} | {header['why']} |", "|---|---|---|---|"]
+    for flow in render(stack, overrides).flows:
+        ports = ", ".join(str(port) for port in flow.ports) or header["anyPort"]
+        source, destination = (said.get(end.name) or end.name for end in (flow.source, flow.destination))
+        rows.append(f"| {source} | {destination} | {ports} | {said.get(flow.purpose) or flow.purpose} |")
+    return "\n".join(rows) + "\n"
+
+
+SECTIONS = {"config-reference": reference, "outputs": outputs_contract, "flows": flow_table}
 
 
 def _bounds(text: str, name: str) -> tuple[int, int]:

@@ -20,11 +20,12 @@ import hashlib
 import json
 import string
 import sys
+import typing
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -32,7 +33,11 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from settings import PROJECT, SECRET_KEYS, PlatformSettings, Problem, SettingsError, load_settings  # noqa: E402
+from settings import PROJECT, PlatformSettings, SettingsError, load_settings  # noqa: E402
+from settings.stack_file import stack_config  # noqa: E402
+
+if TYPE_CHECKING:
+    from components.network_policy import Flow
 
 MASK = "[secret]"
 
@@ -65,64 +70,7 @@ class Rendered:
     outputs: dict[str, Any]  # secret outputs masked
     secret_outputs: frozenset[str]
     resource_types: dict[str, int]  # every registered resource (components too) by type token
-
-
-# --- config ----------------------------------------------------------------------------
-
-
-def stack_config(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) -> tuple[dict[str, Any], set[str]]:
-    """The raw project config of ``stack`` with ``overrides`` applied, and the keys that
-    hold secrets. Encrypted values become stand-ins, as the real values are unreadable
-    without the stack's passphrase."""
-    path = root / f"Pulumi.{stack}.yaml"
-    if not path.is_file():
-        raise SettingsError([Problem("stack", f"no stack file {path.name}; known stacks: {', '.join(known_stacks(root))}")])
-    document = yaml.safe_load(path.read_text()) or {}
-    raw: dict[str, Any] = {}
-    secret_keys: set[str] = set()
-    prefix = f"{PROJECT}:"
-    for full_key, value in (document.get("config") or {}).items():
-        if not full_key.startswith(prefix):
-            continue  # other namespaces (pulumi:, kubernetes:) configure the engine, not us
-        key = full_key[len(prefix) :]
-        if isinstance(value, dict) and set(value) == {"secure"}:
-            secret_keys.add(key)
-            raw[key] = f"render-stand-in-for-{key}"
-        else:
-            raw[key] = value
-    for override in overrides:
-        key, value = _parse_override(override)
-        _set_path(raw, key.split("."), value)
-        if key in SECRET_KEYS:
-            secret_keys.add(key)  # given on the command line, not stored in a stack file
-    return raw, secret_keys
-
-
-def known_stacks(root: Path = ROOT) -> list[str]:
-    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
-
-
-def _parse_override(text: str) -> tuple[str, Any]:
-    key, separator, value = text.partition("=")
-    key = key.strip().removeprefix(f"{PROJECT}:")
-    if not separator or not key:
-        raise SettingsError([Problem("--set", f"{text!r} is not KEY=VALUE (e.g. --set kafka.replicaCount=5)")])
-    try:
-        return key, yaml.safe_load(value) if value != "" else ""
-    except yaml.YAMLError as error:
-        raise SettingsError([Problem(key, f"value {value!r} given with --set is not valid YAML: {error}")]) from None
-
-
-def _set_path(config: dict[str, Any], parts: list[str], value: Any) -> None:
-    node = config
-    for index, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if not isinstance(child, dict):
-            if child is not None:
-                raise SettingsError([Problem(".".join(parts[: index + 1]), "is not an object; cannot set a key inside it")])
-            child = node[part] = {}
-        node = child
-    node[parts[-1]] = value
+    flows: list[Flow]  # the flow table the network policies allow
 
 
 # --- evaluation under mocks -------------------------------------------------------------
@@ -143,7 +91,9 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
 
     mocks = _RenderMocks()
     asyncio.set_event_loop(asyncio.new_event_loop())
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False)
+    # _RenderMocks has the two methods of pulumi.runtime.Mocks; it stays a plain class so
+    # importing this module does not import pulumi.
+    pulumi.runtime.set_mocks(typing.cast("pulumi.runtime.Mocks", mocks), project=PROJECT, stack=stack, preview=False)
     resolved: dict[str, Any] = {}
     secret: set[str] = set()
 
@@ -153,9 +103,13 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
             if await output.is_secret():
                 secret.add(name)
 
+    flows: list[Flow] = []
+
     @pulumi.runtime.test
     def program() -> pulumi.Output:
-        return pulumi.Output.from_input(asyncio.ensure_future(collect(build_platform(settings))))
+        platform = build_platform(settings)
+        flows.extend(platform.flows)
+        return pulumi.Output.from_input(asyncio.ensure_future(collect(platform.outputs)))
 
     try:
         program()
@@ -164,7 +118,12 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
         pulumi.runtime.settings.reset_options()
     outputs = {name: (MASK if name in secret else _plain(resolved[name])) for name in sorted(resolved)}
     return Rendered(
-        settings, sorted(mocks.objects, key=_object_order), outputs, frozenset(secret), dict(sorted(mocks.types.items()))
+        settings,
+        sorted(mocks.objects, key=_object_order),
+        outputs,
+        frozenset(secret),
+        dict(sorted(mocks.types.items())),
+        flows,
     )
 
 

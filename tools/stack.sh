@@ -13,10 +13,17 @@
 # - the passphrase for the local backend: $PULUMI_CONFIG_PASSPHRASE or
 #   $PULUMI_CONFIG_PASSPHRASE_FILE when you set one, else .pulumi-state/passphrase, made
 #   once with 32 random characters (git-ignored; it decrypts the stack's secrets: keep it);
-# - the stack: selected, or created on first use;
+# - the stack: selected, or created on first use. With the local backend the engine reads
+#   and writes a copy of the stack file, .pulumi-state/stacks/Pulumi.<stack>.yaml, brought
+#   up to date from the tracked Pulumi.<stack>.yaml before every run: the passphrase's
+#   encryptionsalt and `config set --secret` values belong to this machine's backend, so
+#   they stay out of the work tree (with your own backend, the tracked file is the stack
+#   file, as Pulumi has it, and its salt is meant to be committed);
 # - the target: the cluster the stack's kubeconfig/context names when it answers; with no
 #   reachable cluster a dev stack renders its manifests to rendered/pulumi-<stack>/
-#   through the provider's renderYamlToDirectory, and a prod stack stops (preview works).
+#   through the provider's renderYamlToDirectory, and a prod stack stops (preview works);
+# - confirmation: `up` and `destroy` of a stack whose profile is not dev show Pulumi's
+#   preview and ask before they change anything, unless YES=1 (what CI sets).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -31,7 +38,9 @@ action=$1 stack=$2
 shift 2
 case $action in up | preview | destroy | pulumi) ;; *) usage ;; esac
 [[ -f Pulumi.$stack.yaml ]] || {
-	echo "stack: no Pulumi.$stack.yaml in $REPO (stacks: $(ls Pulumi.*.yaml | sed -E 's/Pulumi\.(.*)\.yaml/\1/' | grep -v '^Pulumi.yaml$' | tr '\n' ' '))" >&2
+	stacks=(Pulumi.*.yaml)
+	stacks=("${stacks[@]#Pulumi.}")
+	echo "stack: no Pulumi.$stack.yaml in $REPO (stacks: ${stacks[*]%.yaml})" >&2
 	exit 64
 }
 
@@ -57,9 +66,11 @@ export PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK=true
 
 # --- backend and passphrase ------------------------------------------------------------
 state=$REPO/.pulumi-state
+local_backend=
 if [[ -z ${PULUMI_BACKEND_URL:-} ]]; then
 	mkdir -p "$state/backend"
 	export PULUMI_BACKEND_URL="file://$state/backend"
+	local_backend=1
 fi
 if [[ $PULUMI_BACKEND_URL == file://* && -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z ${PULUMI_CONFIG_PASSPHRASE_FILE:-} ]]; then
 	if [[ ! -s $state/passphrase ]]; then
@@ -70,12 +81,34 @@ if [[ $PULUMI_BACKEND_URL == file://* && -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z 
 	export PULUMI_CONFIG_PASSPHRASE_FILE=$state/passphrase
 fi
 
+# The stack file the engine uses, and the flags that point it there (local backend only).
+config_flags=()
+init_dir=$REPO
+if [[ -n $local_backend ]]; then
+	init_dir=$state/stacks
+	local_stack_file=$init_dir/Pulumi.$stack.yaml
+	"$PY" - "Pulumi.$stack.yaml" "$local_stack_file" <<'EOF'
+import sys
+from pathlib import Path
+sys.path.insert(0, ".")
+from settings.stack_file import sync_local_copy
+sync_local_copy(Path(sys.argv[1]), Path(sys.argv[2]))
+EOF
+	# `pulumi stack init` writes the new stack's salt beside the project file it finds.
+	cp Pulumi.yaml "$init_dir/Pulumi.yaml"
+	config_flags=(--config-file "$local_stack_file")
+fi
+
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then
 	echo "stack: creating stack $stack on $PULUMI_BACKEND_URL" >&2
-	pulumi stack init "$stack" >/dev/null
+	(cd "$init_dir" && pulumi stack init "$stack" >/dev/null)
+	# The engine remembers the selected stack per project directory: select it here too.
+	pulumi stack select "$stack" >/dev/null
 fi
 
 if [[ $action == pulumi ]]; then
+	# The commands that read or write stack config take the copy; others need no flag.
+	case ${1:-} in config | up | preview | destroy | refresh | import) set -- "$1" "${config_flags[@]}" "${@:2}" ;; esac
 	exec pulumi "$@"
 fi
 
@@ -84,7 +117,7 @@ profile=$("$PY" - "$stack" <<'EOF'
 import sys
 sys.path.insert(0, ".")
 from settings import default_profile
-from tools.render import stack_config
+from settings.stack_file import stack_config
 raw, _ = stack_config(sys.argv[1])
 print(raw.get("profile") or default_profile(sys.argv[1]))
 EOF
@@ -110,10 +143,22 @@ else
 	echo "stack: deploying to the cluster: $why" >&2
 fi
 
+# dev deploys straight away; any other profile shows Pulumi's preview and its question
+# first, unless YES=1 says the plan was reviewed (CI, after `make preview`).
+confirm=(--yes)
+if [[ $profile != dev && ${YES:-} != 1 && $action != preview ]]; then
+	if [[ ! -t 0 ]]; then
+		echo "stack: make $action STACK=$stack asks before it changes a $profile stack, and there is no terminal to ask;" >&2
+		echo "       review 'make preview STACK=$stack', then run make $action STACK=$stack YES=1" >&2
+		exit 2
+	fi
+	confirm=()
+fi
+
 case $action in
-up) pulumi up --yes "$@" ;;
-preview) pulumi preview "$@" ;;
-destroy) pulumi destroy --yes "$@" ;;
+up) pulumi up "${confirm[@]}" "${config_flags[@]}" "$@" ;;
+preview) pulumi preview "${config_flags[@]}" "$@" ;;
+destroy) pulumi destroy "${confirm[@]}" "${config_flags[@]}" "$@" ;;
 esac
 
 if [[ -n $render_dir && $action == up ]]; then

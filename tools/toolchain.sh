@@ -71,6 +71,7 @@ finish() { # print what the caller asked for and exit
 	case $MODE in
 		print-bin) echo "$bin" ;;
 		print-env)
+			# shellcheck disable=SC2016 # $PATH is for the caller's shell to expand
 			printf 'export PATH=%q:"$PATH"\n' "$bin"
 			echo 'export PULUMI_SKIP_UPDATE_CHECK=true'
 			echo 'export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true'
@@ -122,6 +123,7 @@ if command -v flock >/dev/null; then
 fi
 
 TMP_FILES=()
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() { ((${#TMP_FILES[@]})) && rm -rf "${TMP_FILES[@]}"; return 0; }
 trap cleanup EXIT
 
@@ -146,7 +148,8 @@ $json"
 }
 
 fresh_workdir() { # fresh_workdir TEMPLATE -> copy of the template to build in
-	local w=$DIR/src/$(basename "$1")
+	local w
+	w=$DIR/src/$(basename "$1")
 	rm -rf "$w" && mkdir -p "$(dirname "$w")" && cp -R "$1" "$w"
 	chmod -R u+w "$w"
 	echo "$w"
@@ -173,10 +176,13 @@ BUILT=0
 # --- pulumi CLI, language host and random provider: one wrapper module ---
 PULUMI_TEMPLATE=$TEMPLATES/pulumi
 PULUMI_LDFLAGS="-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$PULUMI_CLI_VERSION"
-RANDOM_LDFLAGS="-s -w -X main.Version=$RANDOM_VERSION"
+# Our own language host and random provider say so in their version (semver build
+# metadata), so `pulumi about` and a plugin list never pass them off as upstream's.
+LANG_LDFLAGS="-s -w -X main.Version=$PULUMI_CLI_VERSION+ai-infra-matrix"
+RANDOM_LDFLAGS="-s -w -X main.Version=$RANDOM_VERSION+ai-infra-matrix"
 PULUMI_MODFILES=("$PULUMI_TEMPLATE/go.mod" "$PULUMI_TEMPLATE/go.sum")
 S_CLI=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_LDFLAGS")
-S_LANG=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_TEMPLATE/cmd/pulumi-language-python/main.go" "$PULUMI_LDFLAGS")
+S_LANG=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_TEMPLATE/cmd/pulumi-language-python/main.go" "$LANG_LDFLAGS")
 S_RAND=$(stamp_of "${PULUMI_MODFILES[@]}" "$PULUMI_TEMPLATE/cmd/pulumi-resource-random/main.go" "$RANDOM_LDFLAGS")
 S_EXEC=$(stamp_of "${PULUMI_MODFILES[@]}" "exec-scripts")
 
@@ -191,7 +197,7 @@ if ! up_to_date pulumi "$S_CLI" || ! up_to_date pulumi-language-python "$S_LANG"
 	fi
 	if ! up_to_date pulumi-language-python "$S_LANG"; then
 		go_build pulumi-language-python "$W" "tools/toolchain/pulumi with $SDK_MODULE@v$PULUMI_CLI_VERSION" \
-			"1 min" ./cmd/pulumi-language-python "$PULUMI_LDFLAGS" "$TAGS"
+			"1 min" ./cmd/pulumi-language-python "$LANG_LDFLAGS" "$TAGS"
 		echo "$S_LANG" >"$BIN/.stamps/pulumi-language-python"; BUILT=1
 	fi
 	if ! up_to_date pulumi-resource-random "$S_RAND"; then

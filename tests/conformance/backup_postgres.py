@@ -280,7 +280,7 @@ def fingerprint(server: Server, database: str) -> Fingerprint:
     return Fingerprint(tables=tables, sequences=sequences, owners=owners, indexes=indexes)
 
 
-def timed(function, *args, **kwargs):  # type: ignore[no-untyped-def]
+def timed(function, *args, **kwargs):
     started = time.monotonic()
     result = function(*args, **kwargs)
     return result, time.monotonic() - started

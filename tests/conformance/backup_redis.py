@@ -12,12 +12,15 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import redis
+
+from tests.conformance.loopback import wait_until
 
 INSTALL_SCRIPT = "tools/ci/install-redis.sh"
 SLOTS = 16384
@@ -42,18 +45,6 @@ def free_port() -> int:
                 continue
         return port
     raise AssertionError("no free port pair for a Redis node")
-
-
-def wait_until(what: str, check, timeout: float, interval: float = 0.1):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while True:
-        with contextlib.suppress(redis.RedisError, OSError):
-            result = check()
-            if result:
-                return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)
 
 
 @dataclass
@@ -99,7 +90,7 @@ class Cluster:
             home = self.root / f"node{index}"
             home.mkdir(parents=True)
             conf = self.conf.replace("bind * -::*\n", "bind 127.0.0.1\n")
-            conf = re.sub(r"(?m)(^dir |^cluster-config-file )/data", lambda m, h=home: m.group(1) + str(h), conf)
+            conf = re.sub(r"(?m)^(dir |cluster-config-file )/data", rf"\g<1>{home}", conf)
             (home / "redis.conf").write_text(conf)
             process = Process(
                 ["redis-server", str(home / "redis.conf"), "--port", str(port), "-"],
@@ -109,14 +100,14 @@ class Cluster:
             process.start()
             self.nodes.append((port, process))
         for port, _ in self.nodes:
-            wait_until(f"node :{port}", lambda p=port: self.client(p).ping(), 20)
+            wait_until(partial(self.ping, port), 20, f"node :{port}")
         per = SLOTS // self.masters
         for index, (port, _) in enumerate(self.nodes):
             last = SLOTS - 1 if index == self.masters - 1 else (index + 1) * per - 1
             self.client(port).execute_command("CLUSTER", "ADDSLOTSRANGE", index * per, last)
             if index:
                 self.client(port).execute_command("CLUSTER", "MEET", "127.0.0.1", self.nodes[0][0])
-        wait_until("cluster_state:ok on every node", self.healthy, 30)
+        wait_until(self.healthy, 30, "cluster_state:ok on every node")
 
     def healthy(self) -> bool:
         for port, _ in self.nodes:
@@ -128,6 +119,9 @@ class Cluster:
 
     def client(self, port: int) -> redis.Redis:
         return redis.Redis(host="127.0.0.1", port=port, password=self.password, socket_timeout=5)
+
+    def ping(self, port: int) -> bool:
+        return bool(self.client(port).ping())
 
     def cluster_client(self) -> redis.RedisCluster:
         return redis.RedisCluster(host="127.0.0.1", port=self.nodes[0][0], password=self.password, socket_timeout=5)
@@ -143,7 +137,7 @@ class Cluster:
         for port, _ in self.nodes:
             client = self.client(port)
             for key in client.scan_iter(count=1000):
-                kind = client.type(key)
+                kind = cast(bytes, client.type(key))  # bytes: the client does not decode
                 found[key] = (kind, _value(client, key, kind), client.pttl(key) > 0)
         return found
 
@@ -212,7 +206,7 @@ def standalone(root: Path, rdb: Path) -> Iterator[int]:
     )
     process.start()
     try:
-        wait_until(f"restore server :{port}", lambda: redis.Redis(host="127.0.0.1", port=port).ping(), 30)
+        wait_until(lambda: redis.Redis(host="127.0.0.1", port=port).ping(), 30, f"restore server :{port}")
         yield port
     finally:
         process.stop()

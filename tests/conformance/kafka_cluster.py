@@ -6,14 +6,13 @@ server and of the storage tool points at the Maven jars instead of the image's b
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,6 +138,18 @@ class Node:
     def log_path(self) -> Path:
         return self.workdir / "node.log"
 
+    @property
+    def client_port(self) -> int:
+        """The broker listener's port (brokers and the combined node only)."""
+        assert self.broker_port is not None, f"{self.pod} is not a broker"
+        return self.broker_port
+
+    @property
+    def voter_port(self) -> int:
+        """The controller listener's port (voters only)."""
+        assert self.controller_port is not None, f"{self.pod} is not a voter"
+        return self.controller_port
+
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         template = self.workdir / "server.properties.rendered"
@@ -242,20 +253,6 @@ def stop_all(nodes: Iterable[Node]) -> None:
             node.process = None
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-            if value:
-                return value
-        except Exception as error:
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
-
-
 def quorum_status(libs: Path, controller_ports: Iterable[int]) -> dict[str, str]:
     """``kafka-metadata-quorum describe --status`` against the controllers."""
     bootstrap = ",".join(f"127.0.0.1:{port}" for port in controller_ports)
@@ -272,28 +269,3 @@ def quorum_status(libs: Path, controller_ports: Iterable[int]) -> dict[str, str]
         if sep:
             status[key.strip()] = value.strip()
     return status
-
-
-# --- measurements ----------------------------------------------------------------------
-
-
-def record(rows: list[dict[str, Any]]) -> None:
-    """Append measurement rows as JSON lines to $AI_INFRA_MEASUREMENTS when it is set."""
-    target = os.environ.get("AI_INFRA_MEASUREMENTS")
-    if not target:
-        return
-    with Path(target).open("a") as handle:
-        for row in rows:
-            handle.write(json.dumps({"system": "kafka", **row}, sort_keys=True) + "\n")
-
-
-def print_table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
-    widths = {c: max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns}
-    print(f"\n{title}")
-    print("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        print("  ".join(_fmt(row.get(c)).ljust(widths[c]) for c in columns))
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.2f}" if isinstance(value, float) else str(value)

@@ -18,17 +18,16 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.conformance.loopback import free_port
+from tests.conformance.loopback import free_port, wait_until
 
 INSTALL_SCRIPT = "tools/ci/install-postgres.sh"
 VENV = Path(os.environ.get("AI_INFRA_PATRONI_VENV", "/opt/ai-infra-matrix/patroni-4.1.5"))
@@ -47,23 +46,6 @@ def missing_software() -> list[str]:
     except KeyError:
         missing.append(f"user {RUN_AS}")
     return missing
-
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
-    """``check()``'s first truthy result; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except Exception as error:
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError(
-        f"timed out after {timeout:.0f}s waiting for {what}" + (f" (last error: {last_error})" if last_error else "")
-    )
 
 
 def get_json(port: int, path: str, timeout: float = 2.0) -> Any:
@@ -156,7 +138,7 @@ class Etcd:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        wait_for("etcd to answer", lambda: get_json(self.client_port, "/health").get("health") == "true", 30)
+        wait_until(lambda: get_json(self.client_port, "/health").get("health") == "true", 30, "etcd to answer")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -251,7 +233,7 @@ class Member:
             pids += [postmaster, *_descendants(postmaster)]
         _kill(pids, signal.SIGKILL)
         self.process.wait(10)
-        wait_for(f"{self.name}'s PostgreSQL to die", lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 15)
+        wait_until(lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids), 15, f"{self.name}'s PostgreSQL to die")
 
     def terminate(self, timeout: float = 90) -> None:
         """Graceful stop: SIGTERM to the Patroni process itself, as the kubelet does."""
@@ -382,7 +364,9 @@ class Cluster:
 
     def wait_healthy(self, timeout: float = 120) -> Member:
         try:
-            return wait_for(f"{self.scope}: one leader and streaming replicas", self.healthy_leader, timeout, 0.5)
+            leader = wait_until(self.healthy_leader, timeout, f"{self.scope}: one leader and streaming replicas", 0.5)
+            assert leader is not None  # wait_until returns only a truthy result
+            return leader
         except AssertionError as error:
             raise AssertionError(f"{error}\n{self.diagnostics()}") from None
 
@@ -468,4 +452,4 @@ class Writer:
                 raise AssertionError(f"writer exited: {self.process.stderr.read().decode() if self.process.stderr else ''}")
             return self.out.exists() and len(self.acks()) >= count
 
-        wait_for(f"{count} acknowledged writes", enough, timeout, 0.1)
+        wait_until(enough, timeout, f"{count} acknowledged writes", 0.1)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from tests.conformance.redis_cluster_nodes import LocalCluster, NodeInfo, slot_of, wait_until
+from tests.conformance.loopback import wait_until
+from tests.conformance.redis_cluster_nodes import LocalCluster, NodeInfo, slot_of
 
 
 def tag_in(master: NodeInfo, prefix: str) -> str:
@@ -136,6 +137,7 @@ def sigkill_master(cluster: LocalCluster, run: int, *, timeout: float = 90) -> K
         )
     finally:
         writer.stop()
+    assert first is not None  # wait_until returns only a truthy result
     acked = list(writer.acked)
     owner = cluster.owner_of(writer.slot, exclude=node.address)
     assert owner and owner != node.address, f"slot {writer.slot} still served by the killed node"

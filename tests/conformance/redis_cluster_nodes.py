@@ -10,7 +10,6 @@ bash as in the image. The password reaches every process as REDISCLI_AUTH only.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -19,12 +18,14 @@ import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import redis
+
+from tests.conformance import report
+from tests.conformance.loopback import wait_until
 
 INSTALL_HINT = "install it with: sudo bash tools/ci/install-redis.sh"
 SLOTS = 16384
@@ -69,20 +70,6 @@ def slot_of(key: str) -> int:
             crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
             crc &= 0xFFFF
     return crc % SLOTS
-
-
-def wait_until(check: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            result = check()
-            if result:
-                return result
-        except (redis.RedisError, OSError) as error:
-            last_error = error
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error})")
 
 
 @dataclass
@@ -296,7 +283,7 @@ class LocalCluster:
             REDIS_WAIT_SECONDS="120",
         )
         result = subprocess.run(
-            ["bash", str(self.scripts / "cluster-job.sh"), mode],
+            ["bash", str(self.scripts / f"cluster-{mode}.sh")],
             env=env,
             capture_output=True,
             text=True,
@@ -304,7 +291,7 @@ class LocalCluster:
             stdin=subprocess.DEVNULL,
             check=False,
         )
-        self.job_log.append(f"$ cluster-job.sh {mode} (M={masters} R={replicas} drain={drain}) -> {result.returncode}")
+        self.job_log.append(f"$ cluster-{mode}.sh (M={masters} R={replicas} drain={drain}) -> {result.returncode}")
         self.job_log.append(result.stdout + result.stderr)
         return result
 
@@ -411,17 +398,5 @@ def record(name: str, values: list[float], unit: str, **extra: Any) -> dict[str,
         "median": round(statistics.median(values), 3) if values else None,
         **extra,
     }
-    target = os.environ.get("AI_INFRA_MEASUREMENTS")
-    if target:
-        with Path(target).open("a") as out:
-            out.write(json.dumps(entry) + "\n")
+    report.measurement(**entry)
     return entry
-
-
-def print_table(title: str, rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print(f"\n{title}")
-    for index, row in enumerate(rows):
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
-        if index == 0:
-            print("  " + "  ".join("-" * width for width in widths))

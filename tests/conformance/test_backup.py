@@ -25,7 +25,6 @@ $AI_INFRA_MEASUREMENTS when set.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import secrets
@@ -43,12 +42,12 @@ from components.backups import SCRIPTS_DIR
 from tests.conformance import backup_postgres as pg
 from tests.conformance import backup_redis as rd
 from tests.conformance import backup_s3 as s3
+from tests.conformance import report
 from tests.conftest import Objects, render_stack
 
 pytestmark = pytest.mark.conformance
 
 STACK = "dev"
-FIGURES: list[dict[str, Any]] = []
 # destination s3 as a user would set it; the test changes only the endpoint's address.
 S3_SETTINGS = (
     "backup.destination=s3",
@@ -60,13 +59,10 @@ S3_SETTINGS = (
 
 
 def _record(system: str, **figures: Any) -> None:
-    row = {"system": "backup", "backup_of": system, **figures}
-    FIGURES.append(row)
-    print(f"\nbackup figures: {json.dumps(row, ensure_ascii=False)}")
-    path = os.environ.get("AI_INFRA_MEASUREMENTS")
-    if path:
-        with Path(path).open("a") as out:
-            out.write(json.dumps({"measurement": f"backup-{system}", **row}) + "\n")
+    report.line(
+        "Backup and restore figures", ", ".join(f"{key}={value}" for key, value in {"backup_of": system, **figures}.items())
+    )
+    report.measurement("backup", measurement=f"backup-{system}", backup_of=system, **figures)
 
 
 # --- the rendered CronJobs, run as their pods would ---------------------------------------
@@ -193,7 +189,7 @@ def test_postgres_backup_restores_every_row(workspace: Path) -> None:
     volume = pg.owned_directory(workspace / "pg-volume", 0o755)  # stands in for the PVC at /backup
     old = _earlier_backups(volume / "postgres", retention)
     password = secrets.token_hex(16)
-    run = {"secret_values": {"PGPASSWORD": password}, "path": f"{pg.PG_BIN}:/usr/bin:/bin", "as_postgres": True}
+    run: dict[str, Any] = {"secret_values": {"PGPASSWORD": password}, "path": f"{pg.PG_BIN}:/usr/bin:/bin", "as_postgres": True}
 
     with pg.servers(workspace / "servers", password, 2) as (source, target):
         source.psql(pg.BOOTSTRAP_SQL.format(app=database, database=database, password=secrets.token_hex(16)))
@@ -281,7 +277,11 @@ def test_postgres_backup_to_s3_restores_every_row(workspace: Path) -> None:
         before = pg.fingerprint(source, database)
         old = _earlier_uploads(store, admin, bucket, base, retention)
 
-        postgres = {"secret_values": {"PGPASSWORD": password}, "path": f"{pg.PG_BIN}:/usr/bin:/bin", "as_postgres": True}
+        postgres: dict[str, Any] = {
+            "secret_values": {"PGPASSWORD": password},
+            "path": f"{pg.PG_BIN}:/usr/bin:/bin",
+            "as_postgres": True,
+        }
         result, _ = pod.run(dump_container, values={"PGHOST": "127.0.0.1", "PGPORT": str(source.port), **paths}, **postgres)
         assert result.returncode == 0, f"backup-postgres.sh failed:\n{result.stderr}"
         result, upload_seconds = pod.run(
@@ -341,7 +341,7 @@ def test_redis_snapshot_restores_every_key(workspace: Path) -> None:
     volume.mkdir()
     password = secrets.token_hex(16)
     keys = 3000
-    run = {"secret_values": {"REDISCLI_AUTH": password}, "path": os.environ.get("PATH", "/usr/bin:/bin")}
+    run: dict[str, Any] = {"secret_values": {"REDISCLI_AUTH": password}, "path": os.environ.get("PATH", "/usr/bin:/bin")}
 
     source = rd.Cluster(workspace / "redis-source", conf, password, masters=2)
     target = rd.Cluster(workspace / "redis-target", conf, password, masters=3)
@@ -386,12 +386,3 @@ def test_redis_snapshot_restores_every_key(workspace: Path) -> None:
         restore_seconds=round(restore_seconds, 2),
         retention=retention,
     )
-
-
-def test_zz_print_figures() -> None:
-    """The figures of the tests above, as one table (runs last in this module)."""
-    if not FIGURES:
-        pytest.skip("no backup figures were recorded")
-    print("\nBackup and restore figures")
-    for row in FIGURES:
-        print("  " + ", ".join(f"{key}={value}" for key, value in row.items() if key != "system"))

@@ -20,26 +20,27 @@ import statistics
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from tests.conformance import report
 from tests.conformance.kafka_cluster import (
     Node,
     kafka_libs,
     kafka_version,
     localize,
-    print_table,
     quorum_status,
-    record,
     rendered_cluster_id,
     rendered_role,
     stop_all,
-    wait_until,
 )
-from tests.conformance.loopback import free_port
+from tests.conformance.loopback import free_port, wait_until
 from tests.conftest import Objects, render_stack
 
 pytestmark = pytest.mark.conformance
@@ -75,7 +76,7 @@ class Cluster:
 
     @property
     def controller_ports(self) -> list[int]:
-        return [node.controller_port for node in self.controllers.values()]
+        return [node.voter_port for node in self.controllers.values()]
 
     def admin(self):
         """One AdminClient per set of live brokers (a client dropped while a request is
@@ -128,7 +129,7 @@ def _make_node(role, pod: str, node_id: int, *, voter_ports, libs, root, cluster
 
 
 @pytest.fixture(scope="class")
-def prod(tmp_path_factory) -> Cluster:
+def prod(tmp_path_factory) -> Iterator[Cluster]:
     libs = kafka_libs()
     _client()
     objects = Objects(render_stack("prod").objects)
@@ -155,11 +156,13 @@ def prod(tmp_path_factory) -> Cluster:
         for node in every:
             node.start()
         for node in controllers.values():
-            node.wait_port(node.controller_port, 180)
+            node.wait_port(node.voter_port, 180)
         for node in brokers.values():
-            node.wait_port(node.broker_port, 180)
+            node.wait_port(node.client_port, 180)
         wait_until(lambda: cluster.broker_ids() == set(brokers), 180, "3 brokers registered")
-        print(f"\nprod cluster (3 controllers + 3 brokers, Kafka {kafka_version()}) up in {time.monotonic() - started:.1f}s")
+        report.line(
+            "Kafka", f"prod cluster (3 controllers + 3 brokers, Kafka {kafka_version()}) up in {time.monotonic() - started:.1f}s"
+        )
         yield cluster
     finally:
         stop_all([*cluster.controllers.values(), *cluster.brokers.values()])
@@ -182,14 +185,15 @@ class TestProdCluster:
     def test_broker_sigkill_loses_no_acknowledged_message(self, prod: Cluster):
         rows = [_broker_drill(prod, run) for run in range(1, RUNS + 1)]
         median = statistics.median(row["leadership_recovery_s"] for row in rows)
-        print_table(
-            f"broker SIGKILL drill (Kafka {kafka_version()}, broker.session.timeout.ms=9000): median leadership "
+        _table(
+            f"Kafka broker SIGKILL drill (Kafka {kafka_version()}, broker.session.timeout.ms=9000): median leadership "
             f"recovery {median:.2f}s",
             rows,
             ["run", "victim", "led", "leadership_recovery_s", "acked", "consumed", "lost", "duplicates", "unacked"],
         )
-        record([{"drill": "broker-sigkill", "kafka": kafka_version(), **row} for row in rows])
-        record([{"drill": "broker-sigkill", "kafka": kafka_version(), "median_leadership_recovery_s": median}])
+        for row in rows:
+            report.measurement("kafka", drill="broker-sigkill", kafka=kafka_version(), **row)
+        report.measurement("kafka", drill="broker-sigkill", kafka=kafka_version(), median_leadership_recovery_s=median)
         assert all(row["lost"] == 0 for row in rows), rows
         assert all(row["duplicates"] == 0 for row in rows), rows
 
@@ -197,17 +201,21 @@ class TestProdCluster:
         rows = [_controller_drill(prod, run) for run in range(1, RUNS + 1)]
         median = statistics.median(row["new_active_s"] for row in rows)
         median_write = statistics.median(row["metadata_write_s"] for row in rows)
-        print_table(
-            f"active controller SIGKILL drill (Kafka {kafka_version()}): median {median:.2f}s to a new active "
+        _table(
+            f"Kafka active controller SIGKILL drill (Kafka {kafka_version()}): median {median:.2f}s to a new active "
             f"controller, {median_write:.2f}s to the first metadata write",
             rows,
             ["run", "killed", "new_active", "new_active_s", "metadata_write_s"],
         )
-        record([{"drill": "controller-sigkill", "kafka": kafka_version(), **row} for row in rows])
-        record(
-            [{"drill": "controller-sigkill", "kafka": kafka_version(), "median_new_active_s": median,
-              "median_metadata_write_s": median_write}]
-        )  # fmt: skip
+        for row in rows:
+            report.measurement("kafka", drill="controller-sigkill", kafka=kafka_version(), **row)
+        report.measurement(
+            "kafka",
+            drill="controller-sigkill",
+            kafka=kafka_version(),
+            median_new_active_s=median,
+            median_metadata_write_s=median_write,
+        )
         assert all(row["new_active"] != row["killed"] for row in rows)
 
     def test_grow_to_five_brokers_leaves_controllers_untouched(self, prod: Cluster):
@@ -224,7 +232,7 @@ class TestProdCluster:
         role = rendered_role(five, f"{RELEASE}-kafka")
         assert role.replicas == 5
         assert role.properties == rendered_role(three, f"{RELEASE}-kafka").properties
-        voter_ports = {i: node.controller_port for i, node in prod.controllers.items()}
+        voter_ports = {i: node.voter_port for i, node in prod.controllers.items()}
         offset = int(role.env["KAFKA_NODE_ID_OFFSET"])
         started = time.monotonic()
         for ordinal in (3, 4):
@@ -233,15 +241,17 @@ class TestProdCluster:
             prod.brokers[node.node_id] = node
             node.start()
         for node_id in (103, 104):
-            prod.brokers[node_id].wait_port(prod.brokers[node_id].broker_port, 180)
+            prod.brokers[node_id].wait_port(prod.brokers[node_id].client_port, 180)
         wait_until(lambda: prod.broker_ids() == {100, 101, 102, 103, 104}, 120, "5 brokers registered")
         joined = time.monotonic() - started
         prod.create_topic("grown", 10, 3, 2)
         used = {broker for _, replicas, _ in prod.partitions("grown").values() for broker in replicas}
         assert {103, 104} <= used, f"new brokers got no replicas: {used}"
         assert _produce_and_count(prod, "grown", 200) == 200
-        print(f"\ngrow 3 -> 5 brokers: controllers' objects byte-identical; brokers 103, 104 joined in {joined:.1f}s")
-        record([{"drill": "grow-brokers", "kafka": kafka_version(), "joined_s": round(joined, 2)}])
+        report.line(
+            "Kafka", f"grow 3 -> 5 brokers: controllers' objects byte-identical; brokers 103, 104 joined in {joined:.1f}s"
+        )
+        report.measurement("kafka", drill="grow-brokers", kafka=kafka_version(), joined_s=round(joined, 2))
 
 
 def _broker_drill(prod: Cluster, run: int) -> dict:
@@ -319,10 +329,10 @@ def _broker_drill(prod: Cluster, run: int) -> dict:
     # Bring the broker back from its volume (the entrypoint must not format it again)
     # and wait until every replica is in sync before the next run.
     victim.start()
-    victim.wait_port(victim.broker_port, 120)
+    victim.wait_port(victim.client_port, 120)
     wait_until(lambda: "already formatted" in victim.log_text(), 30, f"{victim.pod} restarted from its volume")
     for name in [f"drill-broker-{r}" for r in range(1, run + 1)]:
-        wait_until(lambda name=name: all(len(isr) == 3 for _, _, isr in prod.partitions(name).values()), 120, f"{name} ISR 3")
+        wait_until(partial(_fully_in_sync, prod, name), 120, f"{name} ISR 3")
     return row
 
 
@@ -372,7 +382,7 @@ def _produce_and_count(cluster: Cluster, topic: str, count: int) -> int:
 
 def _controller_drill(prod: Cluster, run: int) -> dict:
     _, admin = _client()
-    live_ports = [node.controller_port for node in prod.controllers.values() if node.alive()]
+    live_ports = [node.voter_port for node in prod.controllers.values() if node.alive()]
     leader_id = int(quorum_status(prod.libs, live_ports)["LeaderId"])
     leader = prod.controllers[leader_id]
     others = [node for node in prod.controllers.values() if node is not leader]
@@ -401,7 +411,7 @@ def _controller_drill(prod: Cluster, run: int) -> dict:
     leader.wait_exit()
     # The old leader returns from its volume and catches up as a follower.
     leader.start()
-    leader.wait_port(leader.controller_port, 120)
+    leader.wait_port(leader.voter_port, 120)
     wait_until(lambda: "already formatted" in leader.log_text(), 30, f"{leader.pod} restarted from its volume")
     wait_until(
         lambda: int(quorum_status(prod.libs, prod.controller_ports).get("MaxFollowerLag", "1000000")) < 1000,
@@ -463,7 +473,7 @@ def test_dev_single_node_serves_a_consumer_group(tmp_path):
         offsets = cluster.partitions("__consumer_offsets")
         assert offsets and all(len(replicas) == 1 for _, replicas, _ in offsets.values())
         assert all(len(replicas) == 1 for _, replicas, _ in cluster.partitions("dev-events").values())
-        print(f"\ndev single node: 100 messages through consumer group dev-group; __consumer_offsets has "
+        report.line("Kafka", f"dev single node: 100 messages through consumer group dev-group; __consumer_offsets has "
               f"{len(offsets)} partitions with RF 1")  # fmt: skip
     finally:
         stop_all([node])
@@ -485,3 +495,11 @@ def test_failover_timing_is_kafkas_default():
         assert lines["broker.heartbeat.interval.ms"] == "2000"
         assert lines["controller.quorum.fetch.timeout.ms"] == "2000"
         assert lines["controller.quorum.election.timeout.ms"] == "1000"
+
+
+def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
+    report.table(title, columns, [[row.get(column) for column in columns] for row in rows])
+
+
+def _fully_in_sync(cluster: Cluster, topic: str) -> bool:
+    return all(len(isr) == 3 for _, _, isr in cluster.partitions(topic).values())

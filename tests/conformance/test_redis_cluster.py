@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from tests.conformance import report
 from tests.conformance.redis_cluster_drills import restart_master, sigkill_master
 from tests.conformance.redis_cluster_nodes import (
     SLOTS,
     LocalCluster,
-    print_table,
     record,
     require_binaries,
 )
@@ -56,7 +56,7 @@ def make_cluster(tmp: Path, stack: str, template: str, *overrides: str, alternat
 def job_ok(cluster: LocalCluster, mode: str, masters: int, replicas: int, **kwargs: Any) -> str:
     result = cluster.job(mode, masters, replicas, **kwargs)
     output = result.stdout + result.stderr
-    assert result.returncode == 0, f"cluster-job.sh {mode} failed:\n{output[-4000:]}"
+    assert result.returncode == 0, f"cluster-{mode}.sh failed:\n{output[-4000:]}"
     return output
 
 
@@ -269,10 +269,13 @@ def test_baseline_defaults_and_report(tmp_path: Path) -> None:
         assert result.lost == []
     RESULTS["baseline_sigkill"] = kills
     RESULTS["baseline_gap"] = gaps
-    _report()
 
 
-def _report() -> None:
+@report.summary
+def _report() -> list[str]:
+    """The figures of this module's drills, against the baseline, for the summary."""
+    if "baseline_sigkill" not in RESULTS:
+        return []
     ours_kill = [r.failover_seconds for r in RESULTS.get("sigkill", [])]
     base_kill = [r.failover_seconds for r in RESULTS["baseline_sigkill"]]
     ours_gap = RESULTS.get("prestop_gap", [])
@@ -310,4 +313,5 @@ def _report() -> None:
     if "full_restart_heal_seconds" in RESULTS:
         rows.append(("full restart on new IPs -> healthy", f"{RESULTS['full_restart_heal_seconds']:.1f} s", "", "", ""))
         record("full restart heal", [RESULTS["full_restart_heal_seconds"]], "s")
-    print_table("Redis Cluster conformance figures", rows)
+    report.table("Redis Cluster conformance figures", rows[0], rows[1:])
+    return []

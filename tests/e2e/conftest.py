@@ -11,19 +11,27 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
+from components.k8s import CREDENTIALS_CHECKSUM
+from settings import RENDER_DIR_ENV
+from settings.stack_file import portable_document
 from tests.conftest import ROOT
 
 COMMAND_TIMEOUT = 600
-# What the copy of the project needs; state, renders and caches stay behind.
+# What the copy of the project needs; state, renders and caches stay behind. The stack
+# files are copied as a fresh clone has them (stack_file.portable_document): a salt or an
+# encrypted value the user's own backend wrote into them would not open in this backend.
+STACK_FILES = ["Pulumi.dev.yaml", "Pulumi.prod.yaml"]
 PROJECT_FILES = [
     "Pulumi.yaml",
-    "Pulumi.dev.yaml",
-    "Pulumi.prod.yaml",
     "__main__.py",
     "platform_stack.py",
+    "platform_flows.py",
+    "platform_monitoring.py",
     "requirements.txt",
     "settings",
     "components",
@@ -68,8 +76,29 @@ class Project:
             )
         return result
 
-    def json(self, *args: str, **kwargs) -> object:
+    def json(self, *args: str, **kwargs) -> Any:
         return json.loads(self.run(*args, "--json", **kwargs).stdout)
+
+    @property
+    def render_root(self) -> Path:
+        return self.root.parent / "rendered"
+
+    def render_env(self, stack: str) -> dict[str, str]:
+        """Render mode: the provider writes the manifests under render_root/<stack>."""
+        return {RENDER_DIR_ENV: str(self.render_root / stack)}
+
+    def stack(self, name: str) -> None:
+        """Create stack ``name`` in this project's backend unless it exists."""
+        if self.run("stack", "select", name, check=False).returncode != 0:
+            self.run("stack", "init", name)
+
+    def deployed(self, stack: str) -> None:
+        """Make sure ``stack`` is up in render mode, whatever ran before (a destroy
+        included): a test that needs a deployed stack asks for it instead of relying
+        on an earlier test."""
+        self.stack(stack)
+        if not self.json("stack", "output", "--stack", stack):
+            self.run("up", "--yes", "--stack", stack, env=self.render_env(stack))
 
 
 def make_project(base: Path) -> Project:
@@ -81,6 +110,8 @@ def make_project(base: Path) -> Project:
             shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, root / name)
+    for name in STACK_FILES:
+        (root / name).write_text(yaml.safe_dump(portable_document(ROOT / name), sort_keys=False))
     (root / ".venv").symlink_to(ROOT / ".venv")
     (base / "backend").mkdir()
     env = {
@@ -101,9 +132,78 @@ def make_project(base: Path) -> Project:
     return Project(root, env)
 
 
+TIMINGS: dict[str, float] = {}
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
+    """One copy of the project and one backend for a module's tests; each test brings the
+    stacks it needs to the state it needs (Project.stack, Project.deployed)."""
     made = make_project(tmp_path_factory.mktemp("e2e"))
     yield made
-    for command, seconds in sorted(made.timings.items()):
-        print(f"e2e timing: pulumi {command}: {seconds:.1f}s")
+    for command, seconds in made.timings.items():
+        TIMINGS[command] = max(seconds, TIMINGS.get(command, 0.0))
+
+
+@pytest.fixture
+def fresh_project(tmp_path: Path) -> Project:
+    """A copy with a backend of its own, for a test that must start from nothing."""
+    return make_project(tmp_path)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if TIMINGS:
+        terminalreporter.section("e2e timings (slowest run of each pulumi command)")
+        for command, seconds in sorted(TIMINGS.items()):
+            terminalreporter.write_line(f"pulumi {command}: {seconds:.1f}s")
+
+
+# --- comparing what the engine wrote with the offline render -----------------------------
+
+# Fields the Kubernetes provider adds to what the program registered, in render mode.
+# Only these are ignored when comparing with tools/render.py.
+PROVIDER_ADDED_LABELS = {"app.kubernetes.io/managed-by"}
+# Values derived from generated credentials: real random values in the engine, fixed
+# stand-ins offline. Secret data is compared by key; these annotations by presence.
+CREDENTIAL_CHECKSUM_ANNOTATIONS = {CREDENTIALS_CHECKSUM}
+
+
+def provider_manifests(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    objects = {}
+    for path in sorted(directory.rglob("*.yaml")):
+        for obj in yaml.safe_load_all(path.read_text()):
+            if obj:
+                objects[(obj["kind"], obj["metadata"]["name"])] = obj
+    return objects
+
+
+def comparable(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without what legitimately differs between the engine and the offline
+    render: labels the provider adds, and Secret values (real random passwords in the
+    engine, fixed stand-ins offline; their keys still compare)."""
+    obj = yaml.safe_load(yaml.safe_dump(obj))
+    labels = obj["metadata"].get("labels", {})
+    for label in PROVIDER_ADDED_LABELS:
+        labels.pop(label, None)
+    template = obj.get("spec", {}).get("template", {}).get("metadata", {})
+    for annotation in CREDENTIAL_CHECKSUM_ANNOTATIONS & set(template.get("annotations", {})):
+        template["annotations"][annotation] = "<checksum>"
+    if obj["kind"] == "Secret":
+        for field_name in ("data", "stringData"):
+            if field_name in obj:
+                obj[field_name] = sorted(obj[field_name])
+        values = obj.pop("data", []) + obj.pop("stringData", [])
+        obj["keys"] = sorted(values)
+    return obj
+
+
+def differences(engine: Any, offline: Any, path: str = "") -> Iterator[str]:
+    """Every place ``engine`` and ``offline`` differ, as ``path: engine != offline``."""
+    if isinstance(engine, dict) and isinstance(offline, dict):
+        for key in sorted(set(engine) | set(offline)):
+            yield from differences(engine.get(key), offline.get(key), f"{path}.{key}")
+    elif isinstance(engine, list) and isinstance(offline, list) and len(engine) == len(offline):
+        for index, (left, right) in enumerate(zip(engine, offline, strict=True)):
+            yield from differences(left, right, f"{path}[{index}]")
+    elif engine != offline:
+        yield f"{path}: engine {engine!r} != offline {offline!r}"

@@ -5,14 +5,10 @@ from __future__ import annotations
 import pytest
 
 from settings import load_settings
-from tests.conftest import Objects, render_stack
+from tests.conftest import Objects, objects
 from tools.render import evaluate
 
 APPS = ("backend", "frontend", "nginx")
-
-
-def objects(stack: str, *overrides: str) -> Objects:
-    return Objects(render_stack(stack, *overrides).objects)
 
 
 def container(deployment: dict) -> dict:

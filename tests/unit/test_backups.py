@@ -12,8 +12,8 @@ import pytest
 
 from components.backups import FILES, SCRIPTS, SCRIPTS_DIR, render_files
 from settings import SettingsError, load_settings
-from tests.conftest import Objects, render_stack
-from tools.render import stack_config
+from settings.stack_file import stack_config
+from tests.conftest import env, objects
 
 SYSTEMS = ("postgres", "redis")
 S3 = (
@@ -26,10 +26,6 @@ S3 = (
 )
 
 
-def _objects(stack: str, *overrides: str) -> Objects:
-    return Objects(render_stack(stack, *overrides).objects)
-
-
 def _pod(cron_job: dict[str, Any]) -> dict[str, Any]:
     return cron_job["spec"]["jobTemplate"]["spec"]["template"]["spec"]
 
@@ -37,10 +33,6 @@ def _pod(cron_job: dict[str, Any]) -> dict[str, Any]:
 def _containers(cron_job: dict[str, Any]) -> list[dict[str, Any]]:
     pod = _pod(cron_job)
     return [*pod.get("initContainers", []), *pod["containers"]]
-
-
-def _env(container: dict[str, Any]) -> dict[str, Any]:
-    return {entry["name"]: entry.get("value", entry.get("valueFrom")) for entry in container["env"]}
 
 
 def _backup_container(cron_job: dict[str, Any], system: str) -> dict[str, Any]:
@@ -60,18 +52,18 @@ def _problems(stack: str, *overrides: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(("stack", "retention"), [("dev", "7"), ("prod", "14")])
 def test_schedules_and_retention_are_the_profile_defaults(stack: str, retention: str) -> None:
-    objects = _objects(stack)
-    assert sorted(objects.names("CronJob")) == ["ai-infra-backup-postgres", "ai-infra-backup-redis"]
-    schedules = {system: objects.get("CronJob", f"ai-infra-backup-{system}")["spec"]["schedule"] for system in SYSTEMS}
+    rendered = objects(stack)
+    assert sorted(rendered.names("CronJob")) == ["ai-infra-backup-postgres", "ai-infra-backup-redis"]
+    schedules = {system: rendered.get("CronJob", f"ai-infra-backup-{system}")["spec"]["schedule"] for system in SYSTEMS}
     assert schedules == {"postgres": "0 2 * * *", "redis": "30 2 * * *"}
     for system in SYSTEMS:
-        cron_job = objects.get("CronJob", f"ai-infra-backup-{system}")
+        cron_job = rendered.get("CronJob", f"ai-infra-backup-{system}")
         assert cron_job["spec"]["timeZone"] == "Etc/UTC"
-        assert _env(_backup_container(cron_job, system))["BACKUP_RETENTION"] == retention
+        assert env(_backup_container(cron_job, system))["BACKUP_RETENTION"] == retention
 
 
 def test_schedule_and_retention_follow_the_settings(stack: str) -> None:
-    objects = _objects(
+    rendered = objects(
         stack,
         "backup.postgres.schedule=15 3 * * 0",
         "backup.postgres.retention=30",
@@ -79,36 +71,36 @@ def test_schedule_and_retention_follow_the_settings(stack: str) -> None:
         "backup.redis.retention=48",
         "backup.timeZone=Asia/Shanghai",
     )
-    postgres = objects.get("CronJob", "ai-infra-backup-postgres")
-    redis = objects.get("CronJob", "ai-infra-backup-redis")
+    postgres = rendered.get("CronJob", "ai-infra-backup-postgres")
+    redis = rendered.get("CronJob", "ai-infra-backup-redis")
     assert (postgres["spec"]["schedule"], redis["spec"]["schedule"]) == ("15 3 * * 0", "@hourly")
     assert postgres["spec"]["timeZone"] == redis["spec"]["timeZone"] == "Asia/Shanghai"
-    assert _env(_backup_container(postgres, "postgres"))["BACKUP_RETENTION"] == "30"
-    assert _env(_backup_container(redis, "redis"))["BACKUP_RETENTION"] == "48"
+    assert env(_backup_container(postgres, "postgres"))["BACKUP_RETENTION"] == "30"
+    assert env(_backup_container(redis, "redis"))["BACKUP_RETENTION"] == "48"
 
 
 def test_pg_dump_reads_a_replica_in_prod_and_the_primary_in_dev() -> None:
     def host(stack: str, *overrides: str) -> str:
-        cron_job = _objects(stack, *overrides).get("CronJob", "ai-infra-backup-postgres")
-        return _env(_backup_container(cron_job, "postgres"))["PGHOST"]
+        cron_job = objects(stack, *overrides).get("CronJob", "ai-infra-backup-postgres")
+        return env(_backup_container(cron_job, "postgres"))["PGHOST"]
 
     assert host("prod") == "ai-infra-patroni-replica.ai-infra-prod.svc.cluster.local"
     assert host("dev") == "ai-infra-patroni.ai-infra.svc.cluster.local"  # one member: no replica to read
     assert host("prod", "backup.postgres.source=primary") == "ai-infra-patroni.ai-infra-prod.svc.cluster.local"
     # restore-postgres.sh writes to the primary, whichever Service the dump reads.
-    cron_job = _objects("prod").get("CronJob", "ai-infra-backup-postgres")
-    assert _env(_backup_container(cron_job, "postgres"))["RESTORE_PGHOST"] == "ai-infra-patroni.ai-infra-prod.svc.cluster.local"
+    cron_job = objects("prod").get("CronJob", "ai-infra-backup-postgres")
+    assert env(_backup_container(cron_job, "postgres"))["RESTORE_PGHOST"] == "ai-infra-patroni.ai-infra-prod.svc.cluster.local"
     # The Services named are the ones PostgresHA renders.
     for stack in ("dev", "prod"):
         service = host(stack).split(".")[0]
-        assert _objects(stack).find("Service", service) is not None
+        assert objects(stack).find("Service", service) is not None
 
 
 def test_each_job_runs_the_image_and_user_of_the_system_it_backs_up(stack: str) -> None:
-    objects = _objects(stack)
+    rendered = objects(stack)
     for system, statefulset in (("postgres", "ai-infra-patroni"), ("redis", "ai-infra-redis-cluster")):
-        cron_job = objects.get("CronJob", f"ai-infra-backup-{system}")
-        server_pod = objects.get("StatefulSet", statefulset)["spec"]["template"]["spec"]
+        cron_job = rendered.get("CronJob", f"ai-infra-backup-{system}")
+        server_pod = rendered.get("StatefulSet", statefulset)["spec"]["template"]["spec"]
         container = _backup_container(cron_job, system)
         assert container["image"] == server_pod["containers"][0]["image"]  # pg_dump 15 for PostgreSQL 15
         assert _pod(cron_job)["securityContext"]["runAsUser"] == server_pod["securityContext"]["runAsUser"]
@@ -116,11 +108,11 @@ def test_each_job_runs_the_image_and_user_of_the_system_it_backs_up(stack: str) 
 
 
 def test_the_scripts_configmap_holds_the_files_the_commands_run(stack: str) -> None:
-    objects = _objects(stack)
-    data = objects.get("ConfigMap", "ai-infra-backup-scripts")["data"]
+    rendered = objects(stack)
+    data = rendered.get("ConfigMap", "ai-infra-backup-scripts")["data"]
     assert data == render_files() == {name: (FILES / name).read_text() for name in SCRIPTS}
     assert sorted(SCRIPTS) == sorted(path.name for path in Path(FILES).iterdir())
-    for cron_job in objects.of_kind("CronJob"):
+    for cron_job in rendered.of_kind("CronJob"):
         for container in _containers(cron_job):
             script = container["command"][1].removeprefix(f"{SCRIPTS_DIR}/")
             assert script in data
@@ -133,37 +125,37 @@ def test_the_scripts_configmap_holds_the_files_the_commands_run(stack: str) -> N
     ("stack", "sizes"), [("dev", {"postgres": "20Gi", "redis": "10Gi"}), ("prod", {"postgres": "100Gi", "redis": "20Gi"})]
 )
 def test_pvc_destination_gives_each_system_its_own_volume(stack: str, sizes: dict[str, str]) -> None:
-    objects = _objects(stack)
+    rendered = objects(stack)
     for system in SYSTEMS:
-        claim = objects.get("PersistentVolumeClaim", f"ai-infra-backup-{system}")
+        claim = rendered.get("PersistentVolumeClaim", f"ai-infra-backup-{system}")
         assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
         assert claim["spec"]["resources"]["requests"]["storage"] == sizes[system]
-        pod = _pod(objects.get("CronJob", f"ai-infra-backup-{system}"))
+        pod = _pod(rendered.get("CronJob", f"ai-infra-backup-{system}"))
         volumes = {volume["name"]: volume for volume in pod["volumes"]}
         assert volumes["backup"] == {"name": "backup", "persistentVolumeClaim": {"claimName": f"ai-infra-backup-{system}"}}
         assert "initContainers" not in pod
         assert (
-            _env(_backup_container({"spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}}}, system))["BACKUP_DIR"]
+            env(_backup_container({"spec": {"jobTemplate": {"spec": {"template": {"spec": pod}}}}}, system))["BACKUP_DIR"]
             == "/backup"
         )
 
 
 def test_backup_volumes_use_the_backup_storage_class_then_the_platform_one() -> None:
-    claim = _objects("prod", "storageClass=fast").get("PersistentVolumeClaim", "ai-infra-backup-postgres")
+    claim = objects("prod", "storageClass=fast").get("PersistentVolumeClaim", "ai-infra-backup-postgres")
     assert claim["spec"]["storageClassName"] == "fast"
-    claim = _objects("prod", "storageClass=fast", "backup.storageClass=cold").get(
+    claim = objects("prod", "storageClass=fast", "backup.storageClass=cold").get(
         "PersistentVolumeClaim", "ai-infra-backup-postgres"
     )
     assert claim["spec"]["storageClassName"] == "cold"
 
 
 def test_s3_destination_uploads_with_keys_from_the_named_secret(stack: str) -> None:
-    objects = _objects(stack, *S3)
-    assert objects.of_kind("PersistentVolumeClaim") == [] or all(
-        not claim["metadata"]["name"].startswith("ai-infra-backup-") for claim in objects.of_kind("PersistentVolumeClaim")
+    rendered = objects(stack, *S3)
+    assert rendered.of_kind("PersistentVolumeClaim") == [] or all(
+        not claim["metadata"]["name"].startswith("ai-infra-backup-") for claim in rendered.of_kind("PersistentVolumeClaim")
     )
     for system in SYSTEMS:
-        cron_job = objects.get("CronJob", f"ai-infra-backup-{system}")
+        cron_job = rendered.get("CronJob", f"ai-infra-backup-{system}")
         pod = _pod(cron_job)
         (dump,) = pod["initContainers"]
         (upload,) = pod["containers"]
@@ -171,26 +163,26 @@ def test_s3_destination_uploads_with_keys_from_the_named_secret(stack: str) -> N
         assert {volume["name"]: volume for volume in pod["volumes"]}["backup"] == {"name": "backup", "emptyDir": {}}
         assert upload["image"] == "amazon/aws-cli:2.22.35"
         assert upload["command"] == ["sh", f"{SCRIPTS_DIR}/upload-s3.sh", system]
-        env = _env(upload)
-        assert env["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "backup-s3", "key": "access-key-id"}}
-        assert env["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "backup-s3", "key": "secret-access-key"}}
-        assert (env["S3_ENDPOINT"], env["S3_BUCKET"], env["S3_PREFIX"], env["AWS_DEFAULT_REGION"]) == (
+        variables = env(upload)
+        assert variables["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "backup-s3", "key": "access-key-id"}}
+        assert variables["AWS_SECRET_ACCESS_KEY"] == {"secretKeyRef": {"name": "backup-s3", "key": "secret-access-key"}}
+        assert (variables["S3_ENDPOINT"], variables["S3_BUCKET"], variables["S3_PREFIX"], variables["AWS_DEFAULT_REGION"]) == (
             "https://minio.example:9000",
             "platform-backups",
             "ai-infra/prod",
             "cn-north-1",
         )
         # The retention applies in the bucket; the scratch volume holds this run only.
-        assert env["BACKUP_RETENTION"] == ("14" if stack == "prod" else "7")
-        assert _env(dump)["BACKUP_RETENTION"] == "1"
+        assert variables["BACKUP_RETENTION"] == ("14" if stack == "prod" else "7")
+        assert env(dump)["BACKUP_RETENTION"] == "1"
         assert {mount["name"]: mount.get("readOnly", False) for mount in upload["volumeMounts"]}["backup"] is True
 
 
 def test_s3_secret_keys_are_configurable() -> None:
-    objects = _objects("prod", *S3, "backup.s3.accessKeyIdKey=AWS_ACCESS_KEY_ID", "backup.s3.secretAccessKeyKey=AWS_SECRET")
-    env = _env(_pod(objects.get("CronJob", "ai-infra-backup-postgres"))["containers"][0])
-    assert env["AWS_ACCESS_KEY_ID"]["secretKeyRef"]["key"] == "AWS_ACCESS_KEY_ID"
-    assert env["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["key"] == "AWS_SECRET"
+    rendered = objects("prod", *S3, "backup.s3.accessKeyIdKey=AWS_ACCESS_KEY_ID", "backup.s3.secretAccessKeyKey=AWS_SECRET")
+    variables = env(_pod(rendered.get("CronJob", "ai-infra-backup-postgres"))["containers"][0])
+    assert variables["AWS_ACCESS_KEY_ID"]["secretKeyRef"]["key"] == "AWS_ACCESS_KEY_ID"
+    assert variables["AWS_SECRET_ACCESS_KEY"]["secretKeyRef"]["key"] == "AWS_SECRET"
 
 
 # --- credentials ----------------------------------------------------------------------
@@ -198,16 +190,15 @@ def test_s3_secret_keys_are_configurable() -> None:
 
 @pytest.mark.parametrize("overrides", [(), S3], ids=["pvc", "s3"])
 def test_no_password_in_commands_or_env_literals(stack: str, overrides: tuple[str, ...]) -> None:
-    rendered = render_stack(stack, *overrides)
-    objects = Objects(rendered.objects)
-    secret_names = set(objects.names("Secret"))
+    rendered = objects(stack, *overrides)
+    secret_names = set(rendered.names("Secret"))
     secret_values = {
         value
-        for secret in objects.of_kind("Secret")
+        for secret in rendered.of_kind("Secret")
         for value in (secret.get("stringData") or secret.get("data") or {}).values()
         if isinstance(value, str) and len(value) >= 8
     }
-    for cron_job in objects.of_kind("CronJob"):
+    for cron_job in rendered.of_kind("CronJob"):
         for container in _containers(cron_job):
             command = " ".join(container["command"])
             assert " -a " not in f" {command} " and "--password" not in command and "PASSWORD=" not in command
@@ -221,19 +212,19 @@ def test_no_password_in_commands_or_env_literals(stack: str, overrides: tuple[st
                     assert ref["name"] in secret_names or ref["name"] == "backup-s3", ref
                 else:
                     assert entry.get("value") not in secret_values, name
-    scripts = objects.get("ConfigMap", "ai-infra-backup-scripts")["data"]
+    scripts = rendered.get("ConfigMap", "ai-infra-backup-scripts")["data"]
     assert not any(value in text for value in secret_values for text in scripts.values())
 
 
 def test_the_secret_keys_read_exist_in_the_secrets_rendered(stack: str) -> None:
-    objects = _objects(stack)
-    for cron_job in objects.of_kind("CronJob"):
+    rendered = objects(stack)
+    for cron_job in rendered.of_kind("CronJob"):
         for container in _containers(cron_job):
             for entry in container["env"]:
                 ref = entry.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
-                    secret = objects.get("Secret", ref["name"])
-                    assert ref["key"] in (secret.get("stringData") or secret.get("data")), ref
+                    secret = rendered.get("Secret", ref["name"])
+                    assert ref["key"] in (secret.get("stringData") or secret.get("data") or {}), ref
 
 
 # --- safety -----------------------------------------------------------------------------
@@ -241,7 +232,7 @@ def test_the_secret_keys_read_exist_in_the_secrets_rendered(stack: str) -> None:
 
 @pytest.mark.parametrize("overrides", [(), S3], ids=["pvc", "s3"])
 def test_cron_jobs_never_overlap_and_are_bounded_and_restricted(stack: str, overrides: tuple[str, ...]) -> None:
-    for cron_job in _objects(stack, *overrides).of_kind("CronJob"):
+    for cron_job in objects(stack, *overrides).of_kind("CronJob"):
         spec = cron_job["spec"]
         assert spec["concurrencyPolicy"] == "Forbid"
         assert spec["startingDeadlineSeconds"] == 3600
@@ -265,13 +256,13 @@ def test_cron_jobs_never_overlap_and_are_bounded_and_restricted(stack: str, over
             assert security["capabilities"] == {"drop": ["ALL"]}
             assert security["seccompProfile"] == {"type": "RuntimeDefault"}
             assert "/tmp" in {mount["mountPath"] for mount in container["volumeMounts"]}
-            assert _env(container)["HOME"] == "/tmp"
+            assert env(container)["HOME"] == "/tmp"
             resources = container["resources"]
             assert resources["requests"]["cpu"] and resources["requests"]["memory"] and resources["limits"]["memory"]
 
 
 def test_safety_fields_follow_the_settings() -> None:
-    objects = _objects(
+    rendered = objects(
         "prod",
         "backup.startingDeadlineSeconds=600",
         "backup.backoffLimit=0",
@@ -279,14 +270,14 @@ def test_safety_fields_follow_the_settings() -> None:
         "backup.failedJobsHistoryLimit=2",
         "backup.postgres.activeDeadlineSeconds=7200",
     )
-    spec = objects.get("CronJob", "ai-infra-backup-postgres")["spec"]
+    spec = rendered.get("CronJob", "ai-infra-backup-postgres")["spec"]
     assert (spec["startingDeadlineSeconds"], spec["successfulJobsHistoryLimit"], spec["failedJobsHistoryLimit"]) == (600, 1, 2)
     assert spec["jobTemplate"]["spec"]["backoffLimit"] == 0
     assert spec["jobTemplate"]["spec"]["activeDeadlineSeconds"] == 7200
 
 
 def test_a_script_change_shows_in_the_pod_template() -> None:
-    cron_job = _objects("dev").get("CronJob", "ai-infra-backup-postgres")
+    cron_job = objects("dev").get("CronJob", "ai-infra-backup-postgres")
     annotations = cron_job["spec"]["jobTemplate"]["spec"]["template"]["metadata"]["annotations"]
     assert annotations["ai-infra-matrix/config-checksum"]
 
@@ -295,20 +286,20 @@ def test_a_script_change_shows_in_the_pod_template() -> None:
 
 
 def test_backups_can_be_disabled(stack: str) -> None:
-    objects = _objects(stack, "backup.enabled=false")
-    assert objects.names("CronJob") == []
-    assert objects.find("ConfigMap", "ai-infra-backup-scripts") is None
-    assert not [name for name in objects.names("PersistentVolumeClaim") if name.startswith("ai-infra-backup-")]
+    rendered = objects(stack, "backup.enabled=false")
+    assert rendered.names("CronJob") == []
+    assert rendered.find("ConfigMap", "ai-infra-backup-scripts") is None
+    assert not [name for name in rendered.names("PersistentVolumeClaim") if name.startswith("ai-infra-backup-")]
 
 
 def test_each_system_can_be_disabled_alone(stack: str) -> None:
-    assert _objects(stack, "backup.redis.enabled=false").names("CronJob") == ["ai-infra-backup-postgres"]
-    assert _objects(stack, "backup.postgres.enabled=false").names("CronJob") == ["ai-infra-backup-redis"]
+    assert objects(stack, "backup.redis.enabled=false").names("CronJob") == ["ai-infra-backup-postgres"]
+    assert objects(stack, "backup.postgres.enabled=false").names("CronJob") == ["ai-infra-backup-redis"]
 
 
 def test_no_backup_of_a_system_that_is_not_deployed(stack: str) -> None:
-    assert _objects(stack, "patroni.enabled=false").names("CronJob") == ["ai-infra-backup-redis"]
-    assert _objects(stack, "redisCluster.enabled=false").names("CronJob") == ["ai-infra-backup-postgres"]
+    assert objects(stack, "patroni.enabled=false").names("CronJob") == ["ai-infra-backup-redis"]
+    assert objects(stack, "redisCluster.enabled=false").names("CronJob") == ["ai-infra-backup-postgres"]
 
 
 # --- bad config -------------------------------------------------------------------------

@@ -34,7 +34,9 @@ def _read(path) -> str:
 
 def _split(text: str) -> tuple[str, list[tuple[str, list[str]]]]:
     """(prose with the fenced blocks removed, [(info string, lines) of each fenced block])."""
-    prose, blocks, block = [], [], None
+    prose: list[str] = []
+    blocks: list[tuple[str, list[str]]] = []
+    block: tuple[str, list[str]] | None = None
     for line in text.splitlines():
         if line.startswith("```"):
             if block is None:
@@ -100,7 +102,7 @@ def hand_written(text: str) -> str:
 def config_keys(text: str) -> Counter[str]:
     """How often each config key is named in inline code in the hand-written prose (also
     as `ai-infra-matrix:KEY` or `KEY=value`)."""
-    paths, found = _key_paths(), Counter()
+    paths, found = _key_paths(), Counter[str]()
     for span in re.findall(r"`([^`]+)`", hand_written(text)):
         candidate = re.split(r"[=\s]", span.removeprefix("ai-infra-matrix:"), maxsplit=1)[0]
         if candidate in paths:

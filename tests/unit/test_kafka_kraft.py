@@ -1,5 +1,6 @@
-"""KafkaKRaft under Pulumi mocks: the invariants of reference/kafka.md section 5, the
-settings rules of section 3, and the guide's names."""
+"""KafkaKRaft under Pulumi mocks: the invariants of a static KRaft quorum (voters fixed,
+brokers scaling apart from them, node ids, listeners, PDB math), the
+settings rules, and the guide's names."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import yaml
 from components import kafka_kraft
 from settings import SettingsError
 from settings.kafka import valid_cluster_id
-from tests.conftest import Objects, render_stack
+from tests.conftest import Objects, env, objects, render_stack
 from tools import render as render_tool
 
 RELEASE = "ai-infra"
@@ -30,10 +31,6 @@ CONTROLLER_OBJECTS = [
 ]
 
 
-def objects(stack: str, *overrides: str) -> Objects:
-    return Objects(render_stack(stack, *overrides).objects)
-
-
 def properties(objs: Objects, statefulset: str) -> dict[str, str]:
     text = config_map(objs, statefulset)["server.properties"]
     return dict(line.split("=", 1) for line in text.splitlines() if line and not line.startswith("#"))
@@ -47,10 +44,6 @@ def config_map(objs: Objects, statefulset: str) -> dict[str, str]:
 
 def kafka_container(objs: Objects, statefulset: str) -> dict[str, Any]:
     return objs.get("StatefulSet", statefulset)["spec"]["template"]["spec"]["containers"][0]
-
-
-def env(container: dict[str, Any]) -> dict[str, Any]:
-    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container.get("env", [])}
 
 
 def kafka_statefulsets(stack: str) -> list[str]:
@@ -113,7 +106,7 @@ def test_guide_command_works_in_the_pod(stack):
 
 def test_image_is_apache_kafka_pinned_to_the_conformance_jars(stack):
     pom = (ROOT / "tools" / "ci" / "kafka-pom.xml").read_text()
-    version = re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
+    version = _group(r"<kafka.version>([^<]+)</kafka.version>", pom)
     objs = objects(stack)
     for sts in kafka_statefulsets(stack):
         assert kafka_container(objs, sts)["image"] == f"apache/kafka:{version}"
@@ -378,7 +371,7 @@ def test_heap_is_at_most_three_quarters_of_the_memory_limit(stack):
     objs = objects(stack)
     for sts in kafka_statefulsets(stack):
         container = kafka_container(objs, sts)
-        heap = re.search(r"-Xmx(\d+)m", env(container)["KAFKA_SERVER_HEAP_OPTS"]).group(1)
+        heap = _group(r"-Xmx(\d+)m", env(container)["KAFKA_SERVER_HEAP_OPTS"])
         assert "KAFKA_HEAP_OPTS" not in env(container), "would size every CLI tool run in the pod too"
         assert int(heap) * 2**20 <= 0.75 * float(parse_quantity(container["resources"]["limits"]["memory"]))
 
@@ -514,3 +507,10 @@ def test_good_configs_pass():
     render_tool.render("dev", ["kafka.config.uncleanLeaderElectionEnable=true"])
     render_tool.render("dev", ["kafka.controller.dedicated=true", "kafka.replicaCount=3", "kafka.controller.replicaCount=1",
                                "kafka.config.defaultReplicationFactor=3", "kafka.config.minInsyncReplicas=2"])  # fmt: skip
+
+
+def _group(pattern: str, text: str) -> str:
+    """The first group of ``pattern``'s match in ``text``; fails the test when there is none."""
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not found"
+    return match.group(1)

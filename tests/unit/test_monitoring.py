@@ -16,7 +16,7 @@ import promql_parser
 import pytest
 import yaml
 
-from tests.conftest import ROOT, Objects, render_stack
+from tests.conftest import ROOT, Objects, objects, render_stack
 
 ON = "monitoring.enabled=true"
 CUSTOM_KINDS = ("ServiceMonitor", "PodMonitor", "PrometheusRule")
@@ -147,10 +147,6 @@ REQUIRED_ALERTS["prod"] = REQUIRED_ALERTS["dev"] | {"PatroniReplicationLagHigh",
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def objects(stack: str, *overrides: str) -> Objects:
-    return Objects(render_stack(stack, *overrides).objects)
 
 
 def system_of(obj: dict[str, Any]) -> str:

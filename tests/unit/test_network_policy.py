@@ -12,11 +12,13 @@ from dataclasses import dataclass
 import kubernetes_validate
 import pytest
 
-from components import network_policy, postgres_ha
+import platform_flows
+from components import postgres_ha
 from settings import SettingsError
 from tests import netpol
 from tests.conftest import render_stack
 from tests.netpol import Endpoint, Policies
+from tools import config_reference
 
 RELEASE = "ai-infra"
 
@@ -175,7 +177,7 @@ def test_the_namespace_denies_by_default(stack):
     w = world(stack)
     deny = next(p for p in w.policies.policies if p["metadata"]["name"] == f"{RELEASE}-default-deny")
     assert deny["spec"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    stranger = netpol.pod("debug", w.pod(BACKEND).namespace, {"run": "debug"}, ip="10.244.200.1")
+    stranger = netpol.pod("debug", w.pod(BACKEND).namespace or "", {"run": "debug"}, ip="10.244.200.1")
     assert_denied(w, stranger, w.pod(PATRONI), 5432)
     assert_denied(w, w.pod(BACKEND), stranger, 8080)
     assert_denied(w, stranger, INTERNET, 443)
@@ -225,7 +227,7 @@ def test_patroni_members_reach_each_other_and_the_api(stack):
         port = host_port(env[key])[1]
         assert_allowed(w, replica, patroni, port)  # streaming and cloning from the leader; its REST API
         assert_allowed(w, patroni, replica, port)  # the leader asks members' REST API (failover, sync)
-    for port in network_policy.API_SERVER_PORTS:
+    for port in platform_flows.API_SERVER_PORTS:
         assert_allowed(w, patroni, API_SERVER, port)
 
 
@@ -236,7 +238,7 @@ def test_only_pods_with_an_api_token_reach_the_api(stack):
     for pod in w.pods:
         _, template = next(netpol.pod_templates([w.workload(pod.name)]))
         mounts_token = template["spec"].get("automountServiceAccountToken", True)
-        for port in network_policy.API_SERVER_PORTS:
+        for port in platform_flows.API_SERVER_PORTS:
             assert w.policies.allows(pod, API_SERVER, port) == mounts_token, f"{pod.name}: token {mounts_token}"
     assert any(w.policies.allows(pod, API_SERVER, 443) for pod in w.pods)
 
@@ -260,7 +262,7 @@ def test_kafka_nodes_reach_the_quorum_and_each_other(stack):
     w = world(stack)
     for config in (o for o in w.objects if o["kind"] == "ConfigMap" and "server.properties" in o.get("data", {})):
         properties = config["data"]["server.properties"]
-        voters = re.search(r"(?m)^controller\.quorum\.voters=(.+)$", properties).group(1).split(",")
+        voters = _group(r"(?m)^controller\.quorum\.voters=(.+)$", properties).split(",")
         role = config["metadata"]["name"].removesuffix("-config")
         node = w.pod(f"StatefulSet/{role}")
         for voter in voters:
@@ -268,7 +270,7 @@ def test_kafka_nodes_reach_the_quorum_and_each_other(stack):
             for destination, target in w.backends(host, port):
                 assert_allowed(w, node, destination, target)
         if "advertised.listeners" in properties:  # a broker: replicates from the other brokers
-            port = int(re.search(r"(?m)^listeners=.*BROKER://:(\d+)", properties).group(1))
+            port = int(_group(r"(?m)^listeners=.*BROKER://:(\d+)", properties))
             assert_allowed(w, node, node, port)
 
 
@@ -487,16 +489,13 @@ def test_variants_validate_and_stay_isolated(overrides):
     assert len(policies) == 2 + sum(1 for p in policies if p["spec"]["podSelector"])
 
 
-def test_flow_table_lists_every_flow():
-    from settings import load_settings
-    from tools.render import stack_config
-
-    raw, secret_keys = stack_config("prod")
-    settings = load_settings(raw, stack="prod", secret_keys=secret_keys)
-    flows = network_policy.platform_flows(settings)
-    table = network_policy.flow_table(flows)
+def test_the_readme_flow_table_lists_every_flow_of_its_stack():
+    stack, overrides = config_reference.FLOW_TABLE_STACK
+    flows = render_stack(stack, *overrides).flows
+    table = config_reference.flow_table()
     assert table.count("\n") == len(flows) + 2
     assert "| backend | patroni | 5432/TCP |" in table
+    assert "| backend | networkPolicy.backendEgressCidrs | any |" in table
 
 
 # --- the evaluator itself ------------------------------------------------------------------
@@ -556,3 +555,10 @@ def test_evaluator_match_expressions():
     assert not netpol.selector_matches(selector, {"x": "1"})
     assert netpol.selector_matches({"matchExpressions": [{"key": "c", "operator": "DoesNotExist"}]}, {"x": "1"})
     assert not netpol.selector_matches({"matchExpressions": [{"key": "c", "operator": "NotIn", "values": ["j"]}]}, {"c": "j"})
+
+
+def _group(pattern: str, text: str) -> str:
+    """The first group of ``pattern``'s match in ``text``; fails the test when there is none."""
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not found"
+    return match.group(1)

@@ -1,5 +1,6 @@
-"""PostgresHA under Pulumi mocks, for dev and prod: the offline invariants of
-shared/reference/patroni.md section 5, the settings rules, the wiring and outputs."""
+"""PostgresHA under Pulumi mocks, for dev and prod: the offline invariants of a Patroni
+cluster on Kubernetes (ConfigMaps as DCS, RBAC, Services by role, volumes, probes), the
+settings rules, the wiring and outputs."""
 
 from __future__ import annotations
 
@@ -81,11 +82,13 @@ def test_role_binding_binds_the_statefulsets_service_account_in_its_namespace(ob
     assert pod(objects)["automountServiceAccountToken"] is True
 
 
-def test_bypass_api_service_only_with_its_cluster_role(objects_of: ObjectsOf, stack: str) -> None:
+def test_no_api_service_bypass_and_no_cluster_role(objects_of: ObjectsOf, stack: str) -> None:
+    """bypass_api_service makes Patroni read the API server's own Endpoints, which needs a
+    ClusterRole; the program grants none, so the bypass stays off (the old check, 'bypass on
+    exactly when a ClusterRole exists', compared False with False)."""
     objects = objects_of(stack)
-    kubernetes = patroni_yml(objects)["kubernetes"]
-    patroni_cluster_roles = [name for name in objects.names("ClusterRole") if "patroni" in name]
-    assert bool(kubernetes.get("bypass_api_service")) == bool(patroni_cluster_roles)
+    assert patroni_yml(objects)["kubernetes"]["bypass_api_service"] is False
+    assert objects.names("ClusterRole") == [] and objects.names("ClusterRoleBinding") == []
 
 
 # --- labels ------------------------------------------------------------------------------
@@ -258,7 +261,7 @@ def test_data_dir_is_strictly_below_the_data_volume_mount(objects_of: ObjectsOf,
 
 def test_patronictl_finds_the_mounted_config_file(objects_of: ObjectsOf, stack: str) -> None:
     objects = objects_of(stack)
-    env = {entry["name"]: entry.get("value") for entry in env_of(objects)}
+    env = {entry["name"]: entry.get("value", "") for entry in env_of(objects)}
     config_file = Path(env["PATRONICTL_CONFIG_FILE"])
     mounts = {Path(mount["mountPath"]): mount["name"] for mount in container(objects)["volumeMounts"]}
     volume = next(v for v in pod(objects)["volumes"] if v["name"] == mounts[config_file.parent])

@@ -3,13 +3,15 @@ refused by `tools/render.py` with exit code 2, the full key on stderr and the fi
 
 from __future__ import annotations
 
+import copy
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from settings import SECRET_KEYS, SettingsError, load_settings
+from settings import SECRET_KEYS, SettingsError, defaults, load_settings, stack_file
 from settings.base import canonical_quantity, parse_quantity
 from tests.conftest import ROOT
 from tools import render as render_tool
@@ -30,7 +32,7 @@ INVALID = [
     ("prod", ["patroni.replicaCount=1"], "patroni.replicaCount", "at least 2"),
     ("prod", ["redisCluster.masterCount=2"], "redisCluster.masterCount", "at least 3"),
     ("prod", ["redisCluster.replicasPerMaster=0"], "redisCluster.replicasPerMaster", "at least 1 replica"),
-    ("prod", ["kafka.replicaCount=2"], "kafka.replicaCount", "3"),
+    ("prod", ["kafka.replicaCount=2"], "kafka.replicaCount", "prod needs at least 3 brokers"),
     ("dev", ["kafka.config.defaultReplicationFactor=3"], "kafka.config.defaultReplicationFactor", "broker"),
     ("dev", ["backend.autoscling.enabled=true"], "backend.autoscling", "valid keys here: autoscaling,"),
     ("dev", ["typoKey=1"], "typoKey", "unknown key"),
@@ -137,7 +139,7 @@ def test_render_cli_exit_code_and_stderr_from_a_real_process(tmp_path):
 
 def test_plaintext_secret_in_a_stack_file_is_refused(tmp_path):
     (tmp_path / "Pulumi.leaky.yaml").write_text("config:\n  ai-infra-matrix:redisPassword: correct-horse-battery-staple\n")
-    raw, secret_keys = render_tool.stack_config("leaky", root=tmp_path)
+    raw, secret_keys = stack_file.stack_config("leaky", root=tmp_path)
     with pytest.raises(SettingsError) as caught:
         load_settings(raw, stack="leaky", secret_keys=secret_keys)
     assert any(line.startswith("ai-infra-matrix:redisPassword: is stored in plaintext") for line in caught.value.lines())
@@ -145,14 +147,14 @@ def test_plaintext_secret_in_a_stack_file_is_refused(tmp_path):
 
 def test_encrypted_secret_in_a_stack_file_is_accepted(tmp_path):
     (tmp_path / "Pulumi.sealed.yaml").write_text("config:\n  ai-infra-matrix:redisPassword:\n    secure: v1:abc\n")
-    raw, secret_keys = render_tool.stack_config("sealed", root=tmp_path)
+    raw, secret_keys = stack_file.stack_config("sealed", root=tmp_path)
     settings = load_settings(raw, stack="sealed", secret_keys=secret_keys)
     assert settings.secrets.redis_password is not None
 
 
 def test_committed_stack_files_hold_no_plaintext_secret():
     for path in ROOT.glob("Pulumi.*.yaml"):
-        raw, secret_keys = render_tool.stack_config(path.name[len("Pulumi.") : -len(".yaml")])
+        raw, secret_keys = stack_file.stack_config(path.name[len("Pulumi.") : -len(".yaml")])
         assert not (set(raw) & set(SECRET_KEYS)) - secret_keys, path
 
 
@@ -228,3 +230,88 @@ def test_quantities_are_kept_in_the_canonical_form_kubernetes_writes_back(text, 
     resources = {"requests": {"cpu": text}, "limits": {"cpu": text, "memory": "4Gi"}}
     settings = load_settings({"backend": {"resources": resources}}, stack="dev")
     assert settings.backend.resources.limits.cpu == canonical
+
+
+# --- one source of truth for defaults ---------------------------------------------------
+
+
+def _leaf_paths(tree: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    paths: list[tuple[str, ...]] = []
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            paths += _leaf_paths(value, (*prefix, key))
+        else:
+            paths.append((*prefix, key))
+    return paths
+
+
+def _without(tree: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
+    trimmed = copy.deepcopy(tree)
+    node = trimmed
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return trimmed
+
+
+LAYERS = {"_COMMON": "dev", "_PROD": "prod"}
+
+
+@pytest.mark.parametrize(
+    ("layer", "path"),
+    [(layer, path) for layer in LAYERS for path in _leaf_paths(getattr(defaults, layer))],
+    ids=lambda value: ".".join(value) if isinstance(value, tuple) else value,
+)
+def test_every_value_in_defaults_py_is_one_the_models_do_not_already_have(monkeypatch, layer, path):
+    """settings/defaults.py only fills what a model leaves without a default, or changes
+    it: a value there that equals the model's default (or the dev value beneath a prod
+    one) would shadow it, and an edit of the model default would silently do nothing."""
+    stack = LAYERS[layer]
+    baseline = load_settings({}, stack=stack)
+    monkeypatch.setattr(defaults, layer, _without(getattr(defaults, layer), path))
+    try:
+        trimmed = load_settings({}, stack=stack)
+    except SettingsError:
+        return  # the model needs this value: defaults.py is its only source
+    assert trimmed != baseline, f"{layer} restates {'.'.join(path)}: the value beneath it is already the same"
+
+
+# --- a switched-off part is checked for its flag only ------------------------------------
+
+_BROKEN_WHEN_ON = {
+    "patroni": ["patroni.replicaCount=0", "patroni.image.tag=latest", "patroni.noSuchKey=1"],
+    "redisCluster": ["redisCluster.masterCount=2", "redisCluster.image.tag=latest"],
+    "redisCluster.exporter": ["redisCluster.exporter.image.tag=latest", "redisCluster.exporter.resources.requests.cpu=9"],
+    "kafka": ["kafka.replicaCount=2", "kafka.config.minInsyncReplicas=9"],
+    "kafka.ui": ["kafka.ui.username=", "kafka.ui.image.tag=latest"],
+    "backend": ["backend.autoscaling.minReplicas=12", "backend.env.DB_PASSWORD=plain"],
+    "backup": ["backup.postgres.schedule=never", "backup.destination=s3"],
+    "backup.redis": ["backup.redis.schedule=never"],
+    "monitoring.dashboards": ["monitoring.enabled=true", "monitoring.dashboards.label=not a label"],
+    "networkPolicy": ["networkPolicy.apiServerCidrs=[not-a-cidr]"],
+}
+
+
+def _config(*overrides: str) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for override in overrides:
+        key, value = stack_file.parse_override(override)
+        stack_file.set_path(raw, key.split("."), value)
+    return raw
+
+
+@pytest.mark.parametrize("part", sorted(_BROKEN_WHEN_ON))
+def test_a_switched_off_part_is_not_checked_beyond_its_flag(part):
+    broken = _BROKEN_WHEN_ON[part]
+    with pytest.raises(SettingsError):
+        load_settings(_config(*broken), stack="prod")
+    settings = load_settings(_config(*broken, f"{part}.enabled=false"), stack="prod")
+    node: Any = settings
+    for name in part.split("."):
+        node = getattr(node, {"redisCluster": "redis_cluster", "networkPolicy": "network_policy"}.get(name, name))
+    assert node.enabled is False
+
+
+def test_the_enabled_flag_itself_is_still_checked():
+    with pytest.raises(SettingsError, match=r"patroni\.enabled"):
+        load_settings(_config("patroni.enabled=maybe"), stack="dev")

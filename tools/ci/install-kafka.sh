@@ -40,5 +40,5 @@ if ! "$PYTHON" -c 'import confluent_kafka' >/dev/null 2>&1; then
 fi
 
 java -version 2>&1 | head -1
-echo "kafka $VERSION jars: $LIBS ($(ls "$LIBS" | wc -l) files)"
+echo "kafka $VERSION jars: $LIBS ($(find "$LIBS" -mindepth 1 -maxdepth 1 | wc -l) files)"
 "$PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0])'

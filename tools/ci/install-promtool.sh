@@ -25,7 +25,8 @@ if ! ls prometheus_*.deb >/dev/null 2>&1; then
         apt-get download prometheus
     fi
 fi
-dpkg-deb -x "$(ls prometheus_*.deb | head -1)" "$work"
+debs=(prometheus_*.deb)
+dpkg-deb -x "${debs[0]}" "$work"
 install -m 0755 "$work/usr/bin/promtool" "$BIN"
 rm -f prometheus_*.deb  # 19 MB; the extracted binary is all the tests need
 "$BIN" --version 2>&1 | head -1

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Helpers shared by the Redis Cluster scripts (sourced, not run). bash.
 #
 # Every redis-cli call authenticates from the REDISCLI_AUTH environment variable, which
@@ -6,7 +7,7 @@
 # Environment:
 #   REDIS_PORT                 port of every node (6379)
 #   REDIS_NODE_HOST_TEMPLATE   printf template of node i's address, e.g.
-#                              ai-infra-redis-cluster-%d.ai-infra-redis-cluster-headless.ns.svc.cluster.local
+#                              ai-infra-redis-cluster-%d.ai-infra-redis-cluster-headless.<namespace>.svc.<clusterDomain>
 
 REDIS_PORT=${REDIS_PORT:-6379}
 
@@ -69,16 +70,18 @@ info_field() {
     fi
 }
 
-# slot_count: number of slots in the slot fields of CLUSTER NODES lines on stdin,
-# printed per line as "<id> <count>".
-slot_counts() {
-    awk '{
+# parse_nodes: CLUSTER NODES lines on stdin, one line out per node:
+#   <id> <role master|slave> <master-id or -> <slots owned> <ip:port> <flags>
+parse_nodes() {
+    awk 'NF >= 8 {
         n = 0
         for (i = 9; i <= NF; i++) {
             if ($i ~ /^\[/) continue
             k = split($i, r, "-")
             n += (k == 2) ? r[2] - r[1] + 1 : 1
         }
-        print $1, n
+        split($2, a, "@")
+        role = ($3 ~ /master/) ? "master" : "slave"
+        print $1, role, $4, n, a[1], $3
     }'
 }

@@ -15,7 +15,7 @@ timeout_s=${REDIS_FAILOVER_TIMEOUT:-20}
 role=$(info_field "$ip" replication role)
 [ "$role" = master ] || exit 0
 myid=$(rcli "$ip" CLUSTER MYID | tr -d '\r')
-mine=$(rcli "$ip" CLUSTER NODES | tr -d '\r' | awk -v id="$myid" '$1 == id' | slot_counts | awk '{ print $2 }')
+mine=$(rcli "$ip" CLUSTER NODES | tr -d '\r' | parse_nodes | awk -v id="$myid" '$1 == id { print $4 }')
 if [ "${mine:-0}" = 0 ]; then
     log "prestop: master without slots; nothing to hand over"
     exit 0

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Readiness: PONG, and cluster_state:ok once; after the first success only PONG is
 # required (latched in a file on an emptyDir, so a new pod starts unlatched). Without
-# the latch one failed shard would take every pod out of its Services. The bootstrap
+# the latch one failed shard would take every pod out of its Services. The reconcile
 # Job does not wait for readiness, so this cannot deadlock the first deploy.
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh

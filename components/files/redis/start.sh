@@ -47,7 +47,7 @@ heal_addresses() {
         for i in $(seq 0 "$last"); do
             host=$(node_host "$i")
             ip=$(resolve "$host")
-            [ -n "$ip" ] && [ "$ip" != "$POD_IP" ] || continue
+            if [ -z "$ip" ] || [ "$ip" = "$POD_IP" ]; then continue; fi
             peer_id=$(rcli "$ip" CLUSTER MYID 2>/dev/null | tr -d '\r') || continue
             [ -n "$peer_id" ] || continue
             addr=$(printf '%s\n' "$view" | awk -v id="$peer_id" '$1 == id { split($2, a, "@"); print a[1] }')

@@ -1,4 +1,5 @@
-// pulumi-language-python: a minimal Python language host for the Pulumi engine.
+// pulumi-language-python: a minimal Python language host for the Pulumi engine,
+// reporting version <pulumi CLI version>+ai-infra-matrix so no one takes it for upstream.
 //
 // Written for ai-infra-matrix because the Go module proxy reachable here serves
 // no version of github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3,
@@ -7,8 +8,12 @@
 // `python -u pulumi-language-python-exec ...` (the executor script that ships in
 // the sdk/v3 module, installed next to this binary) inside the virtualenv named
 // by the `virtualenv` / `toolchain` runtime options of Pulumi.yaml, using the
-// toolchain package of the Pulumi Go SDK. Code generation, packing, debugging,
-// type checkers and Python plugins (RunPlugin) are not supported.
+// toolchain package of the Pulumi Go SDK.
+//
+// Not implemented (they answer Unimplemented): Template (`pulumi new`),
+// GenerateProgram, GenerateProject and GeneratePackage (`pulumi convert`,
+// `pulumi package gen-sdk`), Pack and Link (local SDKs), and running Python
+// plugins (RunPlugin); nor the debugger and type-checker options of Pulumi.yaml.
 package main
 
 import (
@@ -28,12 +33,15 @@ import (
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/cmdutil"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/logging"
 	"github.com/pulumi/pulumi/sdk/v3/go/common/util/rpcutil"
-	"github.com/pulumi/pulumi/sdk/v3/go/common/version"
 	pulumirpc "github.com/pulumi/pulumi/sdk/v3/proto/go"
 	"github.com/pulumi/pulumi/sdk/v3/python/toolchain"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/types/known/emptypb"
 )
+
+// Version is set with -ldflags "-X main.Version=..." to the Pulumi CLI version
+// plus "+ai-infra-matrix".
+var Version = "0.0.0-dev"
 
 const executorName = "pulumi-language-python-exec"
 
@@ -47,7 +55,7 @@ func main() {
 	executor := flag.String("use-executor", "", "Path of pulumi-language-python-exec (default: next to this binary)")
 	flag.Parse()
 	if *showVersion {
-		fmt.Println(version.Version)
+		fmt.Println(Version)
 		return
 	}
 	logging.InitLogging(false, 0, false)
@@ -158,7 +166,7 @@ func (h *languageHost) Handshake(
 }
 
 func (h *languageHost) GetPluginInfo(context.Context, *emptypb.Empty) (*pulumirpc.PluginInfo, error) {
-	return &pulumirpc.PluginInfo{Version: version.Version}, nil
+	return &pulumirpc.PluginInfo{Version: Version}, nil
 }
 
 // Plugins are resolved by the engine when resources are registered (binaries on

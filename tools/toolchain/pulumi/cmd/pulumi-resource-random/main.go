@@ -1,4 +1,5 @@
-// pulumi-resource-random: a small stand-in for the Pulumi "random" provider.
+// pulumi-resource-random: a small stand-in for the Pulumi "random" provider,
+// reporting version <pulumi-random pin>+ai-infra-matrix so no one takes it for upstream.
 //
 // Written for ai-infra-matrix because the Go module proxy reachable here serves
 // no version of github.com/pulumi/pulumi-random/provider/v4, so the upstream
@@ -12,7 +13,14 @@
 //
 // Semantics follow the upstream provider: values are generated once with
 // crypto/rand, stored in state, and any input change (including `keepers`)
-// replaces the resource. Other random resource types fail with a clear error.
+// replaces the resource (main_test.go holds Diff to that: the Kafka quorum lock
+// relies on it).
+//
+// Not implemented: the other random resource types (RandomInteger, RandomPet,
+// RandomShuffle, RandomBytes) fail with a clear error; `pulumi import` of any
+// type fails (Read only echoes state on refresh); Update always fails (nothing
+// is updated in place); Invoke, Call, Construct, Attach, Parameterize and
+// GetMapping(s) answer Unimplemented.
 package main
 
 import (
@@ -34,7 +42,7 @@ import (
 )
 
 // Version is set with -ldflags "-X main.Version=..." to the pulumi-random
-// version pinned in requirements.txt.
+// version pinned in requirements.txt plus "+ai-infra-matrix".
 var Version = "0.0.0-dev"
 
 const (

@@ -1,0 +1,164 @@
+"""Kafka's companions, each optional: kafka-exporter (topic, partition and consumer-lag
+metrics for Prometheus) and Kafka UI (kafbat, read-only, behind a login form). KafkaKRaft
+registers them as its children when kafka.exporter.enabled / kafka.ui.enabled."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import k8s as shapes
+from components.credentials import credential
+from components.kafka_topology import EXPORTER_PORT, UI_PORT, KafkaNames, heap_mib
+
+if TYPE_CHECKING:
+    from components.kafka_kraft import KafkaKRaftArgs
+
+# Neither image needs a particular uid (they write only /tmp): a high one cannot clash
+# with a host user.
+UI_UID = 65534
+EXPORTER_UID = 65534
+
+
+def exporter(
+    parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNames, bootstrap: str
+) -> k8s.apps.v1.Deployment:
+    """kafka-exporter: topic, partition and consumer-group lag metrics on :9308."""
+    child = pulumi.ResourceOptions(parent=parent)
+    wanted = args.settings.exporter
+    full_name = names.exporter
+    selector = shapes.selector_labels(args.release, "kafka-exporter")
+    labels = shapes.common_labels(args.release, "kafka-exporter", "metrics")
+    container: shapes.Obj = {
+        "name": "kafka-exporter",
+        "image": wanted.image.reference,
+        "imagePullPolicy": wanted.image.pull_policy,
+        "args": [f"--kafka.server={bootstrap}", "--kafka.version=3.6.0", f"--web.listen-address=:{EXPORTER_PORT}"],
+        "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
+        "resources": wanted.resources.as_kubernetes(),
+        "readinessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=5, period=10, timeout=3, failures=3),
+        "livenessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=30, period=20, timeout=5, failures=3),
+        "securityContext": shapes.container_security_context(),
+    }
+    deployment = k8s.apps.v1.Deployment(
+        f"{name}-exporter",
+        metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(shapes.PINNED_IMAGE_SKIPS)),
+        spec={
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": _plain_pod(args, container, run_as_user=EXPORTER_UID),
+            },
+        },
+        opts=child,
+    )
+    k8s.core.v1.Service(
+        f"{name}-exporter-service",
+        metadata=shapes.metadata(
+            full_name,
+            args.namespace,
+            labels,
+            {"prometheus.io/scrape": "true", "prometheus.io/port": str(EXPORTER_PORT), "prometheus.io/path": "/metrics"},
+        ),
+        spec={
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "metrics", "port": EXPORTER_PORT, "targetPort": "metrics", "protocol": "TCP"}],
+        },
+        opts=child,
+    )
+    return deployment
+
+
+def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNames, bootstrap: str) -> k8s.apps.v1.Deployment:
+    """Kafka UI: read-only, login form, credentials from a Secret, no dynamic config."""
+    child = pulumi.ResourceOptions(parent=parent)
+    wanted = args.settings.ui
+    full_name = names.ui
+    # Its own name label: no Kafka Service, PDB or anti-affinity selector matches it.
+    selector = shapes.selector_labels(args.release, "kafka-ui")
+    labels = shapes.common_labels(args.release, "kafka-ui", "ui")
+    password = credential("kafka-ui-password", args.ui_password, parent=parent)
+    auth = k8s.core.v1.Secret(
+        f"{name}-ui-auth",
+        metadata=shapes.metadata(f"{full_name}-auth", args.namespace, labels),
+        type="Opaque",
+        string_data={"username": wanted.username, "password": password},
+        opts=child,
+    )
+    env = [
+        shapes.env_value("KAFKA_CLUSTERS_0_NAME", args.release),
+        shapes.env_value("KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS", bootstrap),
+        shapes.env_value("KAFKA_CLUSTERS_0_PROPERTIES_SECURITY_PROTOCOL", "PLAINTEXT"),
+        shapes.env_value("KAFKA_CLUSTERS_0_READONLY", "true"),
+        shapes.env_value("DYNAMIC_CONFIG_ENABLED", "false"),
+        shapes.env_value("AUTH_TYPE", "LOGIN_FORM"),
+        shapes.env_from_secret("SPRING_SECURITY_USER_NAME", auth.metadata.name, "username"),
+        shapes.env_from_secret("SPRING_SECURITY_USER_PASSWORD", auth.metadata.name, "password"),
+        shapes.env_value("JAVA_OPTS", f"-Xmx{heap_mib(wanted.resources)}m -Djava.io.tmpdir=/tmp"),
+    ]
+    container: shapes.Obj = {
+        "name": "kafka-ui",
+        "image": wanted.image.reference,
+        "imagePullPolicy": wanted.image.pull_policy,
+        "env": env,
+        "ports": [{"name": "http", "containerPort": UI_PORT, "protocol": "TCP"}],
+        "resources": wanted.resources.as_kubernetes(),
+        "startupProbe": shapes.http_probe("/actuator/health", "http", initial_delay=10, period=5, timeout=3, failures=36),
+        "readinessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=10, timeout=3, failures=3),
+        "livenessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=20, timeout=5, failures=3),
+        "securityContext": shapes.container_security_context(),
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    pod = _plain_pod(args, container, run_as_user=UI_UID)
+    pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    deployment = k8s.apps.v1.Deployment(
+        f"{name}-ui",
+        metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(_UI_CHECKOV_SKIPS)),
+        spec={
+            "replicas": 1,
+            "selector": {"matchLabels": selector},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": pod,
+            },
+        },
+        opts=child,
+    )
+    k8s.core.v1.Service(
+        f"{name}-ui-service",
+        metadata=shapes.metadata(full_name, args.namespace, labels),
+        spec={
+            "type": "ClusterIP",
+            "selector": selector,
+            "ports": [{"name": "http", "port": UI_PORT, "targetPort": "http", "protocol": "TCP"}],
+        },
+        opts=child,
+    )
+    return deployment
+
+
+# --- private builders ----------------------------------------------------------------
+
+# Why checkov's findings do not apply (see components/k8s.py).
+_UI_CHECKOV_SKIPS = {
+    **shapes.PINNED_IMAGE_SKIPS,
+    "CKV_K8S_35": (
+        "Kafka UI (Spring Boot) reads its login from SPRING_SECURITY_USER_NAME and _PASSWORD in the "
+        "environment, taken from the auth Secret, never the pod spec"
+    ),
+}
+
+
+def _plain_pod(args: KafkaKRaftArgs, container: shapes.Obj, *, run_as_user: int) -> shapes.Obj:
+    pod: shapes.Obj = {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": shapes.pod_security_context(run_as_user=run_as_user),
+        "containers": [container],
+        **shapes.image_pull_secrets(args.image_pull_secrets),
+    }
+    return pod

@@ -1,0 +1,131 @@
+"""Reading the stack files (``Pulumi.<stack>.yaml``) outside the Pulumi engine: for the
+offline render, the cluster probe and ``tools/stack.sh``.
+
+The engine hands a running program its config itself (``settings.from_pulumi_config``);
+everything else reads a stack file through here, so "which keys are ours, which are
+secret, what does ``--set`` mean" is answered once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from settings.base import PROJECT, Problem, SettingsError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# What a passphrase or cloud secrets manager writes into a stack file: tied to one
+# backend and one passphrase, so it never belongs in a copy made for another backend.
+SECRETS_MANAGER_KEYS = ("encryptionsalt", "secretsprovider", "encryptedkey")
+
+
+def stack_path(stack: str, root: Path = ROOT) -> Path:
+    return root / f"Pulumi.{stack}.yaml"
+
+
+def known_stacks(root: Path = ROOT) -> list[str]:
+    return sorted(path.name[len("Pulumi.") : -len(".yaml")] for path in root.glob("Pulumi.*.yaml"))
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    """A stack file as YAML; an absent or empty file is an empty document."""
+    if not path.is_file():
+        return {}
+    document = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(document, dict):
+        raise SettingsError([Problem("stack", f"{path.name} is not a YAML mapping")])
+    return document
+
+
+def stack_config(stack: str, overrides: Sequence[str] = (), root: Path = ROOT) -> tuple[dict[str, Any], set[str]]:
+    """The raw project config of ``stack`` with ``--set``-style ``overrides`` applied, and
+    the keys that hold secrets. Encrypted values become stand-ins, as the real values are
+    unreadable without the stack's passphrase."""
+    from settings import SECRET_KEYS
+
+    path = stack_path(stack, root)
+    if not path.is_file():
+        raise SettingsError([Problem("stack", f"no stack file {path.name}; known stacks: {', '.join(known_stacks(root))}")])
+    raw: dict[str, Any] = {}
+    secret_keys: set[str] = set()
+    prefix = f"{PROJECT}:"
+    for full_key, value in (read_document(path).get("config") or {}).items():
+        if not full_key.startswith(prefix):
+            continue  # other namespaces (pulumi:, kubernetes:) configure the engine, not us
+        key = full_key[len(prefix) :]
+        if _is_secure(value):
+            secret_keys.add(key)
+            raw[key] = f"render-stand-in-for-{key}"
+        else:
+            raw[key] = value
+    for override in overrides:
+        key, value = parse_override(override)
+        set_path(raw, key.split("."), value)
+        if key in SECRET_KEYS:
+            secret_keys.add(key)  # given on the command line, not stored in a stack file
+    return raw, secret_keys
+
+
+def portable_document(path: Path) -> dict[str, Any]:
+    """The stack file at ``path`` as it is in a fresh clone: without what one backend's
+    secrets manager wrote into it (the salt, encrypted values), so a copy works with any
+    backend and passphrase. The e2e tests start their stacks from these."""
+    document = {key: value for key, value in read_document(path).items() if key not in SECRETS_MANAGER_KEYS}
+    config = document.get("config") or {}
+    document["config"] = {key: value for key, value in config.items() if not _is_secure(value)}
+    return document
+
+
+def sync_local_copy(tracked: Path, local: Path) -> None:
+    """Bring ``local`` (the stack file the engine reads and writes for a local backend,
+    outside the work tree) up to date with ``tracked`` (the stack file in git).
+
+    Every key of the tracked file wins; a key the engine or the user added to the local
+    copy (the passphrase's salt, ``pulumi config set --secret`` values) stays; a key that
+    earlier came from the tracked file and has since been removed there goes. The keys
+    taken from the tracked file are remembered beside the copy for that last rule."""
+    taken_file = local.with_name(local.name + ".tracked-keys")
+    previously_taken = set(yaml.safe_load(taken_file.read_text()) or []) if taken_file.is_file() else set()
+    source, copy = read_document(tracked), read_document(local)
+    source_config = source.get("config") or {}
+    config = {key: value for key, value in (copy.get("config") or {}).items() if key not in previously_taken}
+    config |= source_config
+    merged = {key: value for key, value in copy.items() if key in SECRETS_MANAGER_KEYS}
+    merged |= {key: value for key, value in source.items() if key != "config"}
+    merged["config"] = config
+    local.parent.mkdir(parents=True, exist_ok=True)
+    local.write_text(yaml.safe_dump(merged, sort_keys=False, default_flow_style=False))
+    taken_file.write_text(yaml.safe_dump(sorted(source_config)))
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of ``--set``: VALUE is YAML, KEY may carry the project prefix."""
+    key, separator, value = text.partition("=")
+    key = key.strip().removeprefix(f"{PROJECT}:")
+    if not separator or not key:
+        raise SettingsError([Problem("--set", f"{text!r} is not KEY=VALUE (e.g. --set kafka.replicaCount=5)")])
+    try:
+        return key, yaml.safe_load(value) if value != "" else ""
+    except yaml.YAMLError as error:
+        raise SettingsError([Problem(key, f"value {value!r} given with --set is not valid YAML: {error}")]) from None
+
+
+def set_path(config: dict[str, Any], parts: list[str], value: Any) -> None:
+    """Set ``value`` at the dotted path ``parts``, creating objects on the way."""
+    node = config
+    for index, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if child is not None:
+                raise SettingsError([Problem(".".join(parts[: index + 1]), "is not an object; cannot set a key inside it")])
+            child = node[part] = {}
+        node = child
+    node[parts[-1]] = value
+
+
+def _is_secure(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"secure"}
