@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 class Cluster:
     state: Path
     info: ClusterState
-    host_before: dict[str, object] | None = None  # set when this session started the cluster
+    host_before: dict[str, Any] | None = None  # set when this session started the cluster
 
     def kubectl(self, *args: str, input_text: str | None = None, timeout: float = 120, check: bool = True) -> str:
         result = subprocess.run(
@@ -101,7 +101,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 @pytest.fixture(scope="package")
-def host_before(cluster: Cluster) -> dict[str, object]:
+def host_before(cluster: Cluster) -> dict[str, Any]:
     """The host snapshot from before this session's `cluster up` (skips when it did not start it)."""
     if cluster.host_before is None:
         pytest.skip("the cluster was started outside this session, so there is no snapshot from before it")

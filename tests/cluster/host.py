@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from tools.cluster import layout, ns
 
@@ -40,7 +41,7 @@ def _cgroup_dirs() -> list[str]:
     return dirs
 
 
-def snapshot() -> dict[str, object]:
+def snapshot() -> dict[str, Any]:
     return {
         "routes": _out("ip", "-4", "route", "show", "table", "all") + _out("ip", "-6", "route", "show", "table", "all"),
         "addresses": _out("ip", "-o", "addr", "show"),
@@ -55,7 +56,7 @@ def snapshot() -> dict[str, object]:
     }
 
 
-def differences(before: dict[str, object], after: dict[str, object], *, ignore: tuple[str, ...] = ()) -> list[str]:
+def differences(before: dict[str, Any], after: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> list[str]:
     return [
         f"{key}: before {before[key]!r}\n  after  {after[key]!r}"
         for key in before

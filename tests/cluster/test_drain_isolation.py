@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from tests.cluster import host
 from tests.cluster.conftest import Cluster, toolbox_pod
@@ -46,17 +47,17 @@ def test_drain_evicts_a_nodes_pods_and_they_come_back_elsewhere(cluster: Cluster
         cluster.kubectl("uncordon", victim)
 
 
-def test_the_host_network_namespace_gained_nothing(cluster: Cluster, host_before: dict[str, object]) -> None:
+def test_the_host_network_namespace_gained_nothing(cluster: Cluster, host_before: dict[str, Any]) -> None:
     now = host.snapshot()
     problems = host.differences(host_before, now, ignore=("netns", "mounts", "our_cgroup_subtree"))
     assert not problems, "\n".join(problems)
-    netns = set(now["netns"]) - set(host_before["netns"])  # type: ignore[arg-type]
+    netns = set(now["netns"]) - set(host_before["netns"])
     assert {n.split()[0] for n in netns if n} <= {
         layout.CONTROL_PLANE_NETNS,
         *(n.netns for n in layout.nodes(cluster.info.nodes)),
     }
     # the only new mounts are the namespace handles `ip netns add` makes under /run/netns
-    mounts = set(now["mounts"]) - set(host_before["mounts"])  # type: ignore[arg-type]
+    mounts = set(now["mounts"]) - set(host_before["mounts"])
     assert all(m.startswith("/run/netns") for m in mounts), sorted(mounts)
 
 

@@ -29,7 +29,7 @@ def _fetch(cluster: Cluster, namespace: str, pod: str, url_host: str, port: int 
 
 
 def test_dns_resolves_services_pods_and_other_namespaces(cluster: Cluster, namespace: str) -> None:
-    statefulset = {
+    statefulset: dict[str, Any] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": {"name": "web"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 from tests.cluster.conftest import NODES, Cluster, pod_ready, toolbox_pod
@@ -35,7 +36,7 @@ def test_a_pod_runs_on_every_node(cluster: Cluster, namespace: str) -> None:
     names = [n["metadata"]["name"] for n in cluster.nodes()]
     cluster.apply(namespace, *(toolbox_pod(f"on-{n}", command="sleep 3600", node=n) for n in names))
     for n in names:
-        cluster.wait(f"pod on-{n} Ready", lambda n=n: pod_ready(cluster, namespace, f"on-{n}"))
+        cluster.wait(f"pod on-{n} Ready", functools.partial(pod_ready, cluster, namespace, f"on-{n}"))
     placed = {p["spec"]["nodeName"] for p in cluster.get("-n", namespace, "pods")["items"]}
     assert placed == set(names)
 
@@ -50,7 +51,9 @@ def test_kubectl_top_reports_cpu_and_memory(cluster: Cluster, namespace: str) ->
 
     # metrics-server scrapes every 15 s and needs two samples for a CPU rate
     cluster.wait("kubectl top pods to show busy's CPU and memory", figures, timeout=120, interval=5)
-    cpu = int(re.search(r"^busy\s+(\d+)m", cluster.kubectl("top", "pods", "-n", namespace, "--no-headers"), re.M).group(1))
+    busy = re.search(r"^busy\s+(\d+)m", cluster.kubectl("top", "pods", "-n", namespace, "--no-headers"), re.M)
+    assert busy, "busy left kubectl top's list"
+    cpu = int(busy.group(1))
     assert cpu > 100, f"a busy loop should use more than 100m CPU, top says {cpu}m"
     nodes = cluster.kubectl("top", "nodes", "--no-headers")
     assert len(nodes.strip().splitlines()) == len(cluster.nodes())

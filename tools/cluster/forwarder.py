@@ -14,6 +14,7 @@ import asyncio
 import os
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from tools.cluster import ns
@@ -53,13 +54,15 @@ class Forwarder:
         return sock
 
     async def serve(self) -> None:
-        servers = []
-        for rule in self.rules:
-            servers.append(
-                await asyncio.start_server(lambda r, w, rule=rule: self._relay(rule, r, w), "127.0.0.1", rule.listen_port)
-            )
+        servers = [await asyncio.start_server(self._handler(rule), "127.0.0.1", rule.listen_port) for rule in self.rules]
         print("forwarder: ready", flush=True)
         await asyncio.gather(*(s.serve_forever() for s in servers))
+
+    def _handler(self, rule: Rule) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await self._relay(rule, reader, writer)
+
+        return handle
 
     async def _relay(self, rule: Rule, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()

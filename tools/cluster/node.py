@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from tools.cluster import layout, ns, pki
 from tools.cluster.layout import Node
@@ -217,7 +218,7 @@ def _write_registry_mirrors(certs_d: Path) -> None:
         )
 
 
-def _kubelet_config(node: Node, state: Path) -> dict[str, object]:
+def _kubelet_config(node: Node, state: Path) -> dict[str, Any]:
     pki_dir = state / "pki"
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
@@ -250,7 +251,7 @@ def _kubelet_config(node: Node, state: Path) -> dict[str, object]:
     }
 
 
-def _kube_proxy_config(node: Node, etc: Path) -> dict[str, object]:
+def _kube_proxy_config(node: Node, etc: Path) -> dict[str, Any]:
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
