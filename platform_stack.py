@@ -81,7 +81,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         metadata={
             "name": settings.namespace,
             "labels": {
-                **shapes.pod_security_labels("restricted"),
+                **shapes.pod_security_labels(settings.pod_security_level),
                 "app.kubernetes.io/part-of": shapes.PART_OF,
                 "app.kubernetes.io/instance": settings.release_name,
                 "app.kubernetes.io/managed-by": "pulumi",

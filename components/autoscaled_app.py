@@ -179,7 +179,7 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
         "resources": settings.resources.as_kubernetes(),
         "livenessProbe": _probe(settings.liveness_probe),
         "readinessProbe": _probe(settings.readiness_probe),
-        "securityContext": shapes.container_security_context(),
+        "securityContext": shapes.container_security_context(as_root=settings.security_context.run_as_user == 0),
         # The root filesystem is read-only; these are the paths the image writes to.
         "volumeMounts": [{"name": _volume_name(path), "mountPath": path} for path in writable],
     }
@@ -191,7 +191,11 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         # A port below 1024 (nginx on 80/443) is opened by the sysctl, not by a capability.
-        "securityContext": shapes.pod_security_context(unprivileged_port_start=lowest_port if lowest_port < 1024 else None),
+        "securityContext": shapes.pod_security_context(
+            run_as_user=settings.security_context.run_as_user,
+            run_as_group=settings.security_context.run_as_group,
+            unprivileged_port_start=lowest_port if lowest_port < 1024 else None,
+        ),
         "terminationGracePeriodSeconds": 30,
         "containers": [container],
         "volumes": volumes,
@@ -202,13 +206,15 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
 
 
 def _checkov_skips(args: AutoscaledAppArgs, spec: shapes.Obj) -> dict[str, str]:
-    reasons = {
-        **shapes.PINNED_IMAGE_SKIPS,
-        "CKV_K8S_40": (
+    reasons = dict(shapes.PINNED_IMAGE_SKIPS)
+    uid = args.settings.security_context.run_as_user
+    if uid is None:
+        reasons["CKV_K8S_40"] = (
             f"runs as the non-root user the {args.app} image is built with (runAsNonRoot is enforced, every "
-            "capability dropped, root filesystem read-only); the application images fix no uid to override"
-        ),
-    }
+            f"capability dropped, root filesystem read-only); set {args.app}.securityContext.runAsUser to pin one"
+        )
+    elif uid < 10000:
+        reasons["CKV_K8S_40"] = f"runs as uid {uid}, the user the {args.app} image expects ({args.app}.securityContext.runAsUser)"
     if shapes.reads_secret_env(*spec["template"]["spec"]["containers"]):
         reasons["CKV_K8S_35"] = (
             f"the {args.app} reads its database, cache and signing credentials from environment variables "

@@ -53,18 +53,23 @@ RUNTIME_DEFAULT_SECCOMP: Obj = {"type": "RuntimeDefault"}
 
 
 def pod_security_context(
-    *, run_as_user: int | None = None, fs_group: int | None = None, unprivileged_port_start: int | None = None
+    *,
+    run_as_user: int | None = None,
+    run_as_group: int | None = None,
+    fs_group: int | None = None,
+    unprivileged_port_start: int | None = None,
 ) -> Obj:
     """``unprivileged_port_start``: the lowest port a non-root process may bind in the
     pod's own network namespace (a namespaced sysctl the restricted profile allows).
     Unlike adding NET_BIND_SERVICE, it works for a non-root user without file
-    capabilities on the binary, and the container keeps every capability dropped."""
-    context: Obj = {"runAsNonRoot": True, "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP)}
+    capabilities on the binary, and the container keeps every capability dropped.
+    ``run_as_user`` 0 (root, only below the restricted level) drops runAsNonRoot."""
+    context: Obj = {"runAsNonRoot": run_as_user != 0, "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP)}
     if unprivileged_port_start is not None:
         context["sysctls"] = [{"name": "net.ipv4.ip_unprivileged_port_start", "value": str(unprivileged_port_start)}]
     if run_as_user is not None:
         context["runAsUser"] = run_as_user
-        context["runAsGroup"] = run_as_user
+        context["runAsGroup"] = run_as_user if run_as_group is None else run_as_group
     if fs_group is not None:
         context["fsGroup"] = fs_group
         # Only chown the volume when its root is wrong, not on every start of a large volume.
@@ -72,7 +77,7 @@ def pod_security_context(
     return context
 
 
-def container_security_context(*, bind_low_ports: bool = False, read_only_root: bool = True) -> Obj:
+def container_security_context(*, bind_low_ports: bool = False, read_only_root: bool = True, as_root: bool = False) -> Obj:
     """No privilege escalation, every capability dropped. NET_BIND_SERVICE (the only one
     the restricted profile lets a container add) is added back for ports below 1024."""
     capabilities: Obj = {"drop": ["ALL"]}
@@ -82,7 +87,7 @@ def container_security_context(*, bind_low_ports: bool = False, read_only_root: 
         "allowPrivilegeEscalation": False,
         "privileged": False,
         "readOnlyRootFilesystem": read_only_root,
-        "runAsNonRoot": True,
+        "runAsNonRoot": not as_root,
         "capabilities": capabilities,
         "seccompProfile": dict(RUNTIME_DEFAULT_SECCOMP),
     }

@@ -110,6 +110,16 @@ class SecretEnvRef(ConfigModel):
     key: str = Field(min_length=1, description="key inside the Secret")
 
 
+class AppSecurityContext(ConfigModel):
+    """Which user the tier's container runs as. Unset: the user the image is built with,
+    which must not be root (runAsNonRoot is enforced)."""
+
+    run_as_user: int | None = Field(
+        default=None, ge=0, description="UID the container runs as; 0 (root) needs podSecurityLevel baseline or privileged"
+    )
+    run_as_group: int | None = Field(default=None, ge=0, description="GID the container runs as; unset: the same as runAsUser")
+
+
 class AppSettings(ConfigModel):
     enabled: bool = Field(default=True, description="deploy this tier")
     replica_count: int = Field(default=1, ge=0, description="replicas when autoscaling is off (prod: >= 2)")
@@ -119,6 +129,9 @@ class AppSettings(ConfigModel):
     resources: ResourceSettings = Field(description="container resources")
     liveness_probe: ProbeSettings = Field(default=ProbeSettings(initial_delay_seconds=30), description="liveness probe")
     readiness_probe: ProbeSettings = Field(default=ProbeSettings(period_seconds=5), description="readiness probe")
+    security_context: AppSecurityContext = Field(
+        default=AppSecurityContext(), description="the container's user and group (runAsUser, runAsGroup)"
+    )
     env: dict[str, EnvValue] = Field(default_factory=dict, description="plain env vars; names that look secret are refused")
     secret_env: dict[str, SecretEnvRef] = Field(
         default_factory=dict, description="env vars from existing Secrets: NAME: {secret, key}"

@@ -47,7 +47,12 @@ class PlatformSettings(ConfigModel):
         description="dev: one node of everything; prod: the HA topology and its minimums (default: prod for stacks named prod*)"
     )
     release_name: DnsLabel = Field(default="ai-infra", description="prefix of every object name (pods ai-infra-patroni-0, ...)")
-    namespace: DnsLabel = Field(description="namespace the program creates (PSA restricted) and deploys into")
+    namespace: DnsLabel = Field(description="namespace the program creates and deploys into")
+    # The data systems need nothing above restricted; a lower level is for application
+    # images that must run as root (the trade-off is in the README's "Pod security").
+    pod_security_level: Literal["restricted", "baseline", "privileged"] = Field(
+        default="restricted", description="Pod Security level the namespace enforces (restricted, baseline, privileged)"
+    )
     cluster_domain: DnsName = Field(
         default="cluster.local",
         description="the cluster's DNS domain (kubelet --cluster-domain): every in-cluster host name ends in svc.<clusterDomain>",
@@ -97,6 +102,16 @@ class PlatformSettings(ConfigModel):
                         key,
                         f"is shorter than {MIN_SECRET_LENGTH} characters; set a longer one with "
                         f"pulumi config set --secret {key} ..., or remove it to have one generated",
+                    )
+                )
+        for name, app in self.apps.items():
+            if app.enabled and app.security_context.run_as_user == 0 and self.pod_security_level == "restricted":
+                found.append(
+                    Problem(
+                        f"{name}.securityContext.runAsUser",
+                        "0 runs the container as root, which the namespace's restricted Pod Security level refuses; "
+                        "run the image as a non-root user it supports (e.g. 1000), or accept the weaker isolation "
+                        "with pulumi config set podSecurityLevel baseline",
                     )
                 )
         if self.kubernetes.render_yaml_to_directory and (self.kubernetes.kubeconfig or self.kubernetes.context):

@@ -98,6 +98,22 @@ def test_restricted_security_context_everywhere():
         assert pod["automountServiceAccountToken"] is False
 
 
+def test_a_tier_runs_as_the_configured_user_and_root_only_below_restricted():
+    pinned = objects("dev", "frontend.securityContext.runAsUser=1000", "frontend.securityContext.runAsGroup=3000")
+    pod = pinned.get("Deployment", "ai-infra-frontend")["spec"]["template"]["spec"]
+    assert (pod["securityContext"]["runAsUser"], pod["securityContext"]["runAsGroup"]) == (1000, 3000)
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    root = objects("dev", "backend.securityContext.runAsUser=0", "podSecurityLevel=baseline")
+    namespace = root.of_kind("Namespace")[0]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "baseline"
+    deployment = root.get("Deployment", "ai-infra-backend")
+    assert deployment["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is False
+    assert container(deployment)["securityContext"]["runAsNonRoot"] is False
+    assert container(deployment)["securityContext"]["capabilities"] == {"drop": ["ALL"]}  # root, but without capabilities
+    other = root.get("Deployment", "ai-infra-frontend")["spec"]["template"]["spec"]
+    assert other["securityContext"]["runAsNonRoot"] is True  # only the tier that asked runs as root
+
+
 def test_low_ports_are_opened_by_the_sysctl_not_by_a_capability():
     """A capability added for a non-root user is not effective without file capabilities
     on the binary; the namespaced sysctl works and every capability stays dropped."""
