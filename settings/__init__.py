@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from settings.base import PROJECT, Problem, SettingsError
 from settings.defaults import PROFILES, deep_merge, profile_defaults
+from settings.images import project_images_without_registry, with_registry
 from settings.platform import PlatformSettings, SecretSettings
 
 # `make up` sets this for a dev stack with no reachable cluster: the engine then writes
@@ -77,6 +78,7 @@ def load_settings(raw: Mapping[str, Any], *, stack: str, secret_keys: Collection
     config["profile"] = profile
     base = profile_defaults(profile)
     merged = _without_disabled_parts(deep_merge(base, config), base)
+    merged = with_registry(merged, str(merged.get("imageRegistry") or ""))
     merged["secrets"] = secrets
 
     try:
@@ -162,7 +164,25 @@ def from_pulumi_config() -> PlatformSettings:
     render_dir = os.environ.get(RENDER_DIR_ENV)
     if render_dir:
         raw["kubernetes"] = {"renderYamlToDirectory": render_dir}
-    return load_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
+    settings = load_settings(raw, stack=pulumi.get_stack(), secret_keys=secret_keys)
+    unresolved = [] if settings.kubernetes.render_yaml_to_directory else list(project_images_without_registry(settings))
+    if unresolved:
+        problem = unresolved_images_problem(unresolved)
+        if not pulumi.runtime.is_dry_run():
+            raise SettingsError([problem])
+        # a preview (a pull request's, say) still shows the plan; `pulumi up` refuses
+        pulumi.log.warn(f"{PROJECT}:{problem.key}: {problem.message} (pulumi up refuses this stack until then)")
+    return settings
+
+
+def unresolved_images_problem(unresolved: list[tuple[str, str]]) -> Problem:
+    listed = ", ".join(f"{key} ({reference})" for key, reference in unresolved)
+    return Problem(
+        "imageRegistry",
+        f"is empty, so {listed} name images this project builds and no registry serves; "
+        "publish them with `make images-push REGISTRY=<registry>` and run pulumi config set imageRegistry <registry> "
+        "(or point each key at an image you publish)",
+    )
 
 
 # --- turning pydantic's errors into problems -------------------------------------------
@@ -258,4 +278,5 @@ __all__ = [
     "default_profile",
     "from_pulumi_config",
     "load_settings",
+    "unresolved_images_problem",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 
 from settings.apps import AppSettings
 from settings.backup import BackupSettings
@@ -14,6 +15,9 @@ from settings.monitoring import MonitoringSettings
 from settings.network_policy import NetworkPolicySettings
 from settings.postgres import PatroniSettings
 from settings.redis import RedisClusterSettings
+
+# host[:port][/path...], as an image reference starts
+_REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]+)?(/[a-z0-9._-]+)*$")
 
 
 class KubernetesSettings(ConfigModel):
@@ -58,6 +62,9 @@ class PlatformSettings(ConfigModel):
         description="the cluster's DNS domain (kubelet --cluster-domain): every in-cluster host name ends in svc.<clusterDomain>",
     )
     storage_class: str = Field(default="", description="StorageClass of every volume; empty: the cluster default")
+    image_registry: str = Field(
+        default="", description="registry (and path) in front of every image this project builds (make images-push REGISTRY=...)"
+    )
     image_pull_secrets: list[DnsLabel] = Field(default_factory=list, description="names of existing pull Secrets, for every pod")
     kubernetes: KubernetesSettings = Field(default=KubernetesSettings(), description="how the program reaches the cluster")
     patroni: PatroniSettings = Field(description="PostgreSQL HA (Patroni)")
@@ -72,6 +79,16 @@ class PlatformSettings(ConfigModel):
         default=NetworkPolicySettings(), description="NetworkPolicies: default deny, the platform's flows allowed"
     )
     secrets: SecretSettings = Field(default=SecretSettings(), exclude=True)
+
+    @field_validator("image_registry")
+    @classmethod
+    def _registry_reference(cls, value: str) -> str:
+        if value and not _REGISTRY.match(value):
+            raise ValueError(
+                "give a registry host with an optional port and path, without a scheme or a trailing slash "
+                "(e.g. ghcr.io/acme or registry.example.com:5000)"
+            )
+        return value
 
     @property
     def production(self) -> bool:

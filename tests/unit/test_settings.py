@@ -39,6 +39,7 @@ INVALID = [
     ("dev", ["profile=staging"], "profile", "must be one of dev, prod"),
     ("dev", ["backend.securityContext.runAsUser=0"], "backend.securityContext.runAsUser", "podSecurityLevel baseline"),
     ("dev", ["podSecurityLevel=open"], "podSecurityLevel", "restricted"),
+    ("dev", ["imageRegistry=https://registry.example.com"], "imageRegistry", "without a scheme"),
     ("dev", ["namespace=Bad_Name"], "namespace", "not a valid DNS label"),
     ("dev", ["imagePullSecrets=[Bad]"], "imagePullSecrets[0]", "not a valid DNS label"),
     ("dev", ["redisPassword=short"], "redisPassword", "shorter than 16 characters"),
