@@ -185,3 +185,9 @@ def postgres_server(workdir: Path, hosts: Path) -> Iterator[Service]:
         )
         assert hook.returncode == 0, describe(hook)
         yield Service(sandbox, process, port, password, log, env, seconds)
+
+
+def psql(server: Service, sql: str, database: str = "ai_infra_db") -> subprocess.CompletedProcess[str]:
+    """One SQL command as the superuser, with psql of the server's image (tuples only)."""
+    argv = ["psql", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "-d", database, "-v", "ON_ERROR_STOP=1"]
+    return server.sandbox.run([*argv, "-tA", "-c", sql], env=server.env)

@@ -22,7 +22,7 @@ import signal
 import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 from tools.cluster.images import _buildah_env
@@ -133,8 +133,8 @@ class Sandbox:
         image_env = dict(entry.split("=", 1) for entry in self.config.get("Env") or [])  # type: ignore[union-attr]
         full_env = {"HOME": "/", **image_env, **(env or {})}
         workdir = str(self.config.get("WorkingDir") or "/")
-        binds = " ".join(f"{target}={source}" for target, source in self.binds.items())
-        volumes = " ".join(f"{target}={source}" for target, source in self.volumes.items())
+        binds = " ".join(f"{self._inside(target)}={source}" for target, source in self.binds.items())
+        volumes = " ".join(f"{self._inside(target)}={source}" for target, source in self.volumes.items())
         for value in (*self.volumes, *self.binds, *map(str, [*self.binds.values(), *self.volumes.values()])):
             if any(c.isspace() or c == "=" for c in value):
                 raise ValueError(f"sandbox paths may hold no spaces or '=': {value!r}")
@@ -154,6 +154,26 @@ class Sandbox:
             *(f"{name}={value}" for name, value in full_env.items()),
             *argv,
         ]
+
+    def _inside(self, path: str) -> str:
+        """``path`` with the image's symlinks resolved inside its root (/var/run -> /run), as
+        runc does, so a mount never follows a link out of the image."""
+        resolved = PurePosixPath("/")
+        parts = list(PurePosixPath(path).parts[1:])
+        for _ in range(64):
+            if not parts:
+                return str(resolved)
+            candidate = resolved / parts.pop(0)
+            host = Path(self.root + str(candidate))
+            if host.is_symlink():
+                link = PurePosixPath(host.readlink())
+                parts = [*link.parts[1:], *parts] if link.is_absolute() else [*link.parts, *parts]
+                resolved = PurePosixPath("/") if link.is_absolute() else resolved
+            elif candidate.name == "..":
+                resolved = resolved.parent
+            else:
+                resolved = candidate
+        raise ValueError(f"too many symlinks in {path}")
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 120, stdin: str | None = None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.images import pods
-from tests.images.conftest import NAMESPACE_HOSTS, Service, built, pod_user, wait_for
+from tests.images.conftest import NAMESPACE_HOSTS, Service, built, pod_user, psql, wait_for
 from tests.images.sandbox import Sandbox, describe
 
 pytestmark = pytest.mark.images
@@ -53,11 +53,6 @@ def postgres_env(postgres_server: Service, *overrides: str) -> dict[str, str]:
     return pods.env(
         spec, pod_name="backup", secrets={"PGPASSWORD": postgres_server.password}, values={"PGPORT": str(postgres_server.port)}
     )
-
-
-def psql(server: Service, sql: str) -> subprocess.CompletedProcess[str]:
-    argv = ["psql", "-h", "127.0.0.1", "-p", str(server.port), "-U", "postgres", "-d", "ai_infra_db", "-v", "ON_ERROR_STOP=1"]
-    return server.sandbox.run([*argv, "-tA", "-c", sql], env=server.env)
 
 
 def test_postgres_dump_and_restore(postgres_server: Service, workdir: Path, hosts: Path):
