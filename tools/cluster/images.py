@@ -444,3 +444,15 @@ def push(images: list[ProjectImage], registry_port: int) -> None:
         target = f"127.0.0.1:{registry_port}/{image.repository}:{image.tag}"
         buildah("push", "--tls-verify=false", image.ref, f"docker://{target}")
         say(f"pushed {image.ref}")
+
+
+def push_to_registry(images: list[ProjectImage], registry: str, *, tls_verify: bool = True) -> list[str]:
+    """Push the built images to ``registry`` (e.g. ghcr.io/OWNER) as REGISTRY/<title>:<version>,
+    the names a stack's imageRegistry resolves; credentials from `buildah login REGISTRY`."""
+    pushed = []
+    for image in images:
+        target = f"{registry.rstrip('/')}/{image.repository}:{image.tag}"
+        buildah("push", f"--tls-verify={'true' if tls_verify else 'false'}", image.ref, f"docker://{target}", timeout=3600)
+        say(f"pushed {image.ref} to {target}")
+        pushed.append(target)
+    return pushed
