@@ -168,7 +168,8 @@ def test_redis_exporter_is_pinned_by_go_mod_and_go_sum():
     build = parsed.stages[0]
     assert build.args["REDIS_EXPORTER_VERSION"] == version
     assert labels(parsed)["org.opencontainers.image.version"] == version.removeprefix("v")
-    assert DEFAULTS["redisCluster"]["exporter"]["image"]["tag"] == version, "the settings name another exporter version"
+    # upstream's tag is v1.62.0, ours 1.62.0: either names the same version
+    assert DEFAULTS["redisCluster"]["exporter"]["image"]["tag"].removeprefix("v") == version.removeprefix("v")
     assert "-mod=readonly" in " ".join(parsed.runs(build)), "the build must use go.sum as it is"
     assert parsed.global_args["GO_IMAGE"].startswith("golang:")
 
