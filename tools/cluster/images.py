@@ -102,6 +102,9 @@ TOOLBOX_REF = f"{layout.REGISTRY_HOST}/ai-infra-matrix/toolbox:{TOOLBOX.version}
 # /etc/ssl/certs stays the package's to write, so images carry nothing of the build machine.
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 TRUST_DIR = "/run/ai-infra-build-trust"
+# The same trust as a JDK truststore (Debian's, generated from that bundle): Maven inside
+# a build is pointed at it (MAVEN_OPTS), and it is mounted only for builds that run Maven.
+HOST_JAVA_TRUSTSTORE = Path("/etc/ssl/certs/java/cacerts")
 
 
 def _trust_mounts() -> list[str]:
@@ -295,6 +298,18 @@ def _on_base(image: AddonImage, root: Path, key: str) -> None:
 
 # ------------------------------------------------------------- project images ---
 
+# The image directories `make images` builds: the platform's images, and the test images
+# (the stand-in application), which are named as such by their title label.
+PROJECT_IMAGE_GLOBS = ("images/*/Dockerfile", "tests/app/Dockerfile")
+
+# Build-time caches bind-mounted read-write into every RUN step of an image whose
+# Dockerfile declares the build args below (Go's module and build caches, Maven's local
+# repository): a rebuild downloads and compiles only what changed. Like the trust
+# mounts, nothing of them is committed into an image.
+BUILD_CACHE = CACHE / "build-cache"
+BUILD_CACHE_DIR = "/run/ai-infra-build-cache"
+GO_BUILDER = f"{LOCAL}/golang"
+
 
 @dataclass(frozen=True)
 class ProjectImage:
@@ -303,14 +318,25 @@ class ProjectImage:
     tag: str
 
     @property
+    def name(self) -> str:
+        """images/redis -> "redis", tests/app -> "tests-app": what `images <name>` selects."""
+        relative = self.directory.relative_to(REPO)
+        parts = relative.parts[1:] if relative.parts[0] == "images" else relative.parts
+        return "-".join(parts)
+
+    @property
     def ref(self) -> str:
         return f"{layout.REGISTRY_HOST}/{self.repository}:{self.tag}"
 
+    def selected_by(self, only: tuple[str, ...]) -> bool:
+        relative = str(self.directory.relative_to(REPO))
+        return not only or any(o.rstrip("/") in (self.name, self.directory.name, relative) for o in only)
+
 
 def project_images() -> list[ProjectImage]:
-    """Every images/*/Dockerfile, named by its org.opencontainers.image.title/version labels."""
+    """Every image directory of PROJECT_IMAGE_GLOBS, named by its title/version labels."""
     found = []
-    for dockerfile in sorted((REPO / "images").glob("*/Dockerfile")):
+    for dockerfile in sorted(p for pattern in PROJECT_IMAGE_GLOBS for p in REPO.glob(pattern)):
         text = dockerfile.read_text()
         labels = dict(re.findall(r'org\.opencontainers\.image\.(title|version)="([^"]+)"', text))
         if "title" not in labels or "version" not in labels:
@@ -322,22 +348,94 @@ def project_images() -> list[ProjectImage]:
     return found
 
 
+def declared_args(dockerfile: Path) -> set[str]:
+    """The names of every ARG the Dockerfile declares (in any stage)."""
+    return set(re.findall(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", dockerfile.read_text(), flags=re.MULTILINE))
+
+
+def _go_env(name: str) -> str:
+    go = shutil.which("go")
+    if go is None:
+        raise ClusterError("go is not installed; the exporters' images build with this machine's Go (>= 1.24)")
+    return run([go, "env", name]).stdout.strip()
+
+
+def ensure_go_builder(base_key: str) -> tuple[str, str]:
+    """A Go builder image, the base plus this machine's GOROOT, standing in for the
+    golang image that cannot be pulled here; returns (reference, cache key)."""
+    version = _go_env("GOVERSION")  # go1.26.8
+    goroot = Path(_go_env("GOROOT"))
+    ref = f"{GO_BUILDER}:{version.removeprefix('go')}"
+    key = digest(base_key, version, str(goroot))
+    if not _present(ref, key, "golang"):
+        say(f"building the Go builder image {ref} from {goroot} ...")
+        container = buildah("from", "--pull=never", BASE_IMAGE).strip()
+        try:
+            buildah("copy", container, goroot, "/usr/local/go")
+            # as the golang image: GOPATH /go; and never fetch another toolchain
+            path = "/usr/local/go/bin:/go/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            buildah("config", "--env", f"PATH={path}", "--env", "GOPATH=/go", "--env", "GOTOOLCHAIN=local",
+                    "--label", f"ai-infra-matrix.input={key}", container)  # fmt: skip
+            buildah("commit", "--rm", container, ref)
+        except ClusterError:
+            run(["buildah", "rm", container], env=_buildah_env(), check=False)
+            raise
+        _stamp("golang").write_text(key + "\n")
+    return ref, key
+
+
+def _build_args(declared: set[str], base_key: str) -> tuple[list[str], str]:
+    """The build args (and the volumes they need) this machine provides for the ARGs a
+    Dockerfile declares, and the cache key of the builder image they name."""
+    values: dict[str, str] = {"BASE": BASE_IMAGE}
+    key = ""
+    trusted = HOST_CA_BUNDLE.is_file()
+    if "GO_IMAGE" in declared:
+        values["GO_IMAGE"], key = ensure_go_builder(base_key)
+        values |= {
+            "GOPROXY": _go_env("GOPROXY"),
+            "GOSUMDB": _go_env("GOSUMDB"),
+            "GOCACHE": f"{BUILD_CACHE_DIR}/go/build",
+            "GOMODCACHE": f"{BUILD_CACHE_DIR}/go/mod",
+        }
+        if trusted:
+            values["SSL_CERT_FILE"] = f"{TRUST_DIR}/ca-certificates.crt"  # Go's own override of the system roots
+    if "MAVEN_REPO_LOCAL" in declared:
+        values["MAVEN_REPO_LOCAL"] = f"{BUILD_CACHE_DIR}/maven"
+    args = []
+    if "MAVEN_OPTS" in declared and HOST_JAVA_TRUSTSTORE.is_file():
+        values["MAVEN_OPTS"] = f"-Djavax.net.ssl.trustStore={TRUST_DIR}/java-cacerts"
+        args.append(f"--volume={HOST_JAVA_TRUSTSTORE}:{TRUST_DIR}/java-cacerts:ro")
+    args += [f"--build-arg={name}={value}" for name, value in values.items() if name in declared]
+    if any(value.startswith(BUILD_CACHE_DIR) for name, value in values.items() if name in declared):
+        BUILD_CACHE.mkdir(parents=True, exist_ok=True)
+        args.append(f"--volume={BUILD_CACHE}:{BUILD_CACHE_DIR}")
+    return args, key
+
+
 def build_project_images(only: tuple[str, ...] = ()) -> list[ProjectImage]:
     base_key = ensure_base()
     built = []
     for image in project_images():
-        if only and image.directory.name not in only:
+        if not image.selected_by(only):
             continue
+        dockerfile = image.directory / "Dockerfile"
+        build_args, builder_key = _build_args(declared_args(dockerfile), base_key)
         files = sorted(p for p in image.directory.rglob("*") if p.is_file())
-        key = digest(base_key, *(str(p.relative_to(image.directory)) for p in files), *files)
-        if not _present(image.ref, key, f"project-{image.directory.name}"):
+        # the builder image is an input only where there is one (keys of the others stay as they were)
+        builders = (builder_key,) if builder_key else ()
+        key = digest(base_key, *builders, *(str(p.relative_to(image.directory)) for p in files), *files)
+        if not _present(image.ref, key, f"project-{image.name}"):
             start = time.monotonic()
-            say(f"building {image.ref} from {image.directory.relative_to(REPO)}/Dockerfile on {BASE_IMAGE} ...")
-            buildah("bud", "--pull=never", "--layers=false", *_trust_mounts(), "--build-arg", f"BASE={BASE_IMAGE}",
+            say(f"building {image.ref} from {dockerfile.relative_to(REPO)} on {BASE_IMAGE} ...")
+            buildah("bud", "--pull=never", "--layers=false", *_trust_mounts(), *build_args,
                     "--label", f"ai-infra-matrix.input={key}", "-t", image.ref, image.directory, timeout=3600)  # fmt: skip
-            _stamp(f"project-{image.directory.name}").write_text(key + "\n")
+            _stamp(f"project-{image.name}").write_text(key + "\n")
             say(f"built {image.ref} in {fmt_seconds(time.monotonic() - start)}")
         built.append(image)
+    if only and not built:
+        names = ", ".join(i.name for i in project_images())
+        raise ClusterError(f"no image directory matches {' '.join(only)}; the images are: {names}")
     return built
 
 
@@ -346,3 +444,15 @@ def push(images: list[ProjectImage], registry_port: int) -> None:
         target = f"127.0.0.1:{registry_port}/{image.repository}:{image.tag}"
         buildah("push", "--tls-verify=false", image.ref, f"docker://{target}")
         say(f"pushed {image.ref}")
+
+
+def push_to_registry(images: list[ProjectImage], registry: str, *, tls_verify: bool = True) -> list[str]:
+    """Push the built images to ``registry`` (e.g. ghcr.io/OWNER) as REGISTRY/<title>:<version>,
+    the names a stack's imageRegistry resolves; credentials from `buildah login REGISTRY`."""
+    pushed = []
+    for image in images:
+        target = f"{registry.rstrip('/')}/{image.repository}:{image.tag}"
+        buildah("push", f"--tls-verify={'true' if tls_verify else 'false'}", image.ref, f"docker://{target}", timeout=3600)
+        say(f"pushed {image.ref} to {target}")
+        pushed.append(target)
+    return pushed

@@ -1,0 +1,47 @@
+"""ai-infra-test-app [serve | selfcheck | connect HOST PORT]
+
+serve       (default) HTTP on LISTEN_ADDRESS (0.0.0.0):PORT (8082, the backend's port)
+selfcheck   run the self-check once, print its JSON, exit 0 only if every check passed
+connect     open one TCP connection to HOST:PORT (exit 0) or report why not (exit 1):
+            for tests of which flows the NetworkPolicies allow, from inside a pod
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+
+from ai_infra_test_app import checks, server
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="ai-infra-test-app", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="serve HTTP (the default)")
+    commands.add_parser("selfcheck", help="check PostgreSQL, Redis and Kafka once")
+    connect = commands.add_parser("connect", help="one TCP connection")
+    connect.add_argument("host")
+    connect.add_argument("port", type=int)
+    connect.add_argument("--timeout", type=float, default=3.0)
+    args = parser.parse_args(argv)
+    if args.command == "selfcheck":
+        report = checks.selfcheck()
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0 if report["ok"] else 1
+    if args.command == "connect":
+        try:
+            with socket.create_connection((args.host, args.port), timeout=args.timeout):
+                print(f"connected to {args.host}:{args.port}")
+                return 0
+        except OSError as error:
+            print(f"cannot connect to {args.host}:{args.port}: {error}")
+            return 1
+    server.serve(os.environ.get("LISTEN_ADDRESS", "0.0.0.0"), int(os.environ.get("PORT", "8082")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
