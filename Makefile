@@ -13,7 +13,7 @@ CLUSTER := $(PYTHON) -m tools.cluster
 YES ?=
 
 .PHONY: help install lock deps toolchain test test-fast lint format render bench docs up preview destroy clean \
-	cluster-build cluster-up cluster-down cluster-status images
+	cluster-build cluster-up cluster-down cluster-status images images-push down
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -84,6 +84,9 @@ preview: install ## pulumi preview for STACK
 destroy: install ## pulumi destroy for STACK; non-dev asks first unless YES=1
 	YES=$(YES) bash tools/stack.sh destroy $(STACK)
 
+down: install ## remove the STACK (default dev) from its cluster, keeping its volumes (make destroy)
+	YES=$(YES) bash tools/stack.sh destroy $(STACK)
+
 cluster-build: ## build (or reuse) the local cluster's binaries and add-on images, cached by version
 	$(CLUSTER) build
 
@@ -98,6 +101,10 @@ cluster-status: ## say what of the local cluster runs
 
 images: ## build images/*/Dockerfile on the offline Debian base; push them to the local cluster if it runs
 	$(CLUSTER) images --push
+
+images-push: ## build the images and push them to REGISTRY (then: pulumi config set imageRegistry REGISTRY)
+	@test -n "$(REGISTRY)" || { echo "images-push: name the registry, e.g. make images-push REGISTRY=ghcr.io/acme" >&2; exit 2; }
+	$(CLUSTER) images --registry $(REGISTRY)
 
 clean: ## remove rendered output and caches (keeps .venv and the local Pulumi state)
 	rm -rf rendered .pytest_cache .ruff_cache .hypothesis .mypy_cache

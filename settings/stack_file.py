@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from settings.base import PROJECT, Problem, SettingsError
+from settings.defaults import deep_merge
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,18 +81,22 @@ def portable_document(path: Path) -> dict[str, Any]:
     return document
 
 
-def sync_local_copy(tracked: Path, local: Path) -> None:
+def sync_local_copy(tracked: Path, local: Path, target_defaults: dict[str, Any] | None = None) -> None:
     """Bring ``local`` (the stack file the engine reads and writes for a local backend,
     outside the work tree) up to date with ``tracked`` (the stack file in git).
 
     Every key of the tracked file wins; a key the engine or the user added to the local
     copy (the passphrase's salt, ``pulumi config set --secret`` values) stays; a key that
     earlier came from the tracked file and has since been removed there goes. The keys
-    taken from the tracked file are remembered beside the copy for that last rule."""
+    taken from the tracked file are remembered beside the copy for that last rule.
+
+    ``target_defaults``: config the deploy target supplies (the local cluster's image
+    registry and stand-in application images), under what the tracked file says; the
+    tracked file's own values win key by key, and the defaults go when the target changes."""
     taken_file = local.with_name(local.name + ".tracked-keys")
     previously_taken = set(yaml.safe_load(taken_file.read_text()) or []) if taken_file.is_file() else set()
     source, copy = read_document(tracked), read_document(local)
-    source_config = source.get("config") or {}
+    source_config = deep_merge(target_defaults or {}, source.get("config") or {})
     config = {key: value for key, value in (copy.get("config") or {}).items() if key not in previously_taken}
     config |= source_config
     merged = {key: value for key, value in copy.items() if key in SECRETS_MANAGER_KEYS}

@@ -2,7 +2,8 @@
 """Is the cluster a stack points at reachable? `make up` asks before it deploys: a dev
 stack without a cluster renders its manifests instead, a prod stack stops.
 
-    python tools/cluster_probe.py --stack dev      # exit 0: reachable, 1: not (reason on stderr)
+    python tools/cluster_probe.py --stack dev               # exit 0: reachable, 1: not (reason on stderr)
+    python tools/cluster_probe.py --stack dev --configured  # exit 0: something names a cluster, 1: nothing does
 
 The kubeconfig is the stack's `kubernetes.kubeconfig` (a path or the file's contents),
 else $KUBECONFIG, else ~/.kube/config; the context is `kubernetes.context`, else the
@@ -44,6 +45,20 @@ def _kubeconfig(configured: str) -> tuple[dict | None, str]:
     return None, " or ".join(candidates)
 
 
+def configured(stack: str) -> str | None:
+    """What names the cluster ``stack`` deploys to (the stack's kubernetes.* keys,
+    $KUBECONFIG, ~/.kube/config), or None when nothing does."""
+    raw, _ = stack_config(stack)
+    cluster_config = raw.get("kubernetes") or {}
+    for key in ("kubeconfig", "context", "renderYamlToDirectory"):
+        if cluster_config.get(key):
+            return f"ai-infra-matrix:kubernetes.{key}"
+    if os.environ.get("KUBECONFIG"):
+        return "$KUBECONFIG"
+    default = Path.home() / ".kube" / "config"
+    return str(default) if default.is_file() else None
+
+
 def probe(stack: str) -> tuple[bool, str]:
     """(reachable, why) for the cluster ``stack`` would deploy to."""
     raw, _ = stack_config(stack)
@@ -71,7 +86,13 @@ def probe(stack: str) -> tuple[bool, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True)
+    parser.add_argument("--configured", action="store_true", help="only say whether anything names a cluster")
     args = parser.parse_args()
+    if args.configured:
+        source = configured(args.stack)
+        nothing = "nothing names a cluster (no kubernetes.kubeconfig/context, $KUBECONFIG or ~/.kube/config)"
+        print(source or nothing, file=sys.stderr)
+        return 0 if source else 1
     reachable, why = probe(args.stack)
     print(why, file=sys.stderr)
     return 0 if reachable else 1

@@ -19,9 +19,14 @@
 #   encryptionsalt and `config set --secret` values belong to this machine's backend, so
 #   they stay out of the work tree (with your own backend, the tracked file is the stack
 #   file, as Pulumi has it, and its salt is meant to be committed);
-# - the target: the cluster the stack's kubeconfig/context names when it answers; with no
-#   reachable cluster a dev stack renders its manifests to rendered/pulumi-<stack>/
-#   through the provider's renderYamlToDirectory, and a prod stack stops (preview works);
+# - the target: the cluster the stack's kubeconfig/context, $KUBECONFIG or ~/.kube/config
+#   names, when it answers. When nothing names a cluster, the local one (tools/cluster,
+#   `make cluster-up`): `up` starts it (NODES, default 1) and pushes the project's images
+#   to its registry, and the stack gets the local target's defaults (its image registry,
+#   the stand-in application images) under what the stack file says. Where the local
+#   cluster cannot run (not Linux, not root) or with no reachable cluster at all, a dev
+#   stack renders its manifests to rendered/pulumi-<stack>/ through the provider's
+#   renderYamlToDirectory, and a prod stack stops (preview works);
 # - confirmation: `up` and `destroy` of a stack whose profile is not dev show Pulumi's
 #   preview and ask before they change anything, unless YES=1 (what CI sets).
 set -euo pipefail
@@ -81,18 +86,38 @@ if [[ $PULUMI_BACKEND_URL == file://* && -z ${PULUMI_CONFIG_PASSPHRASE:-} && -z 
 	export PULUMI_CONFIG_PASSPHRASE_FILE=$state/passphrase
 fi
 
+# --- the local cluster, when nothing else names one -------------------------------------
+local_cluster=
+no_local_cluster=
+if [[ -z ${AI_INFRA_RENDER_DIR:-} ]] && ! "$PY" tools/cluster_probe.py --stack "$stack" --configured 2>/dev/null; then
+	if [[ $(uname -s) != Linux || $(id -u) != 0 ]]; then
+		no_local_cluster="the local cluster needs Linux and root (this is $(uname -s), uid $(id -u))"
+	elif [[ $action == up ]]; then
+		echo "stack: nothing names a cluster; using the local one (tools/cluster, NODES=${NODES:-1})" >&2
+		"$PY" -m tools.cluster up --nodes "${NODES:-1}" --at-least
+		"$PY" -m tools.cluster images --push
+		local_cluster=1
+	elif [[ -f .cluster/kubeconfig ]]; then
+		local_cluster=1 # preview and destroy use it when it runs; they never start it
+	fi
+	if [[ -n $local_cluster ]]; then
+		export KUBECONFIG=$REPO/.cluster/kubeconfig
+	fi
+fi
+
 # The stack file the engine uses, and the flags that point it there (local backend only).
 config_flags=()
 init_dir=$REPO
 if [[ -n $local_backend ]]; then
 	init_dir=$state/stacks
 	local_stack_file=$init_dir/Pulumi.$stack.yaml
-	"$PY" - "Pulumi.$stack.yaml" "$local_stack_file" <<'EOF'
+	"$PY" - "Pulumi.$stack.yaml" "$local_stack_file" "$local_cluster" <<'EOF'
 import sys
 from pathlib import Path
 sys.path.insert(0, ".")
 from settings.stack_file import sync_local_copy
-sync_local_copy(Path(sys.argv[1]), Path(sys.argv[2]))
+from tools.cluster.stack_defaults import local_cluster_config
+sync_local_copy(Path(sys.argv[1]), Path(sys.argv[2]), local_cluster_config() if sys.argv[3] else None)
 EOF
 	# `pulumi stack init` writes the new stack's salt beside the project file it finds.
 	cp Pulumi.yaml "$init_dir/Pulumi.yaml"
@@ -126,7 +151,7 @@ render_dir=
 if ! why=$("$PY" tools/cluster_probe.py --stack "$stack" 2>&1); then
 	if [[ $profile == dev ]]; then
 		render_dir=$REPO/rendered/pulumi-$stack
-		echo "stack: no reachable cluster ($why); the dev stack renders its manifests to $render_dir" >&2
+		echo "stack: no reachable cluster (${no_local_cluster:+$no_local_cluster; }$why); the dev stack renders its manifests to $render_dir" >&2
 		export AI_INFRA_RENDER_DIR=$render_dir
 	elif [[ $action == up ]]; then
 		cat >&2 <<EOF
@@ -165,4 +190,16 @@ if [[ -n $render_dir && $action == up ]]; then
 	count=$(find "$render_dir" -name '*.yaml' | wc -l)
 	echo "stack: $count manifests rendered by the Kubernetes provider in $render_dir" >&2
 	echo "       (they contain Secrets in plaintext: treat the directory like a credential)" >&2
+fi
+
+if [[ -n $local_cluster && $action == up ]]; then
+	namespace=$(pulumi stack output namespace 2>/dev/null || true)
+	namespace=${namespace:-<namespace>}
+	cat >&2 <<EOF2
+stack: the $stack stack runs on the local cluster. To reach it:
+       source .cluster/env
+       kubectl get pods -n $namespace
+       kubectl exec -it ai-infra-patroni-0 -n $namespace -- patronictl list
+       make down    # removes the stack and keeps its volumes; make cluster-down stops the cluster
+EOF2
 fi

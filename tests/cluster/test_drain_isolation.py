@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.cluster import host
-from tests.cluster.conftest import Cluster, toolbox_pod
-from tools.cluster import layout, ns
+from tests.cluster.conftest import toolbox_pod
+from tests.kube import Cluster
+from tools.cluster import hostcheck, layout, ns
 
 
 def test_drain_evicts_a_nodes_pods_and_they_come_back_elsewhere(cluster: Cluster, namespace: str) -> None:
@@ -28,9 +28,17 @@ def test_drain_evicts_a_nodes_pods_and_they_come_back_elsewhere(cluster: Cluster
     }
     cluster.apply(namespace, deployment)
     cluster.kubectl("-n", namespace, "rollout", "status", "deployment/spread", "--timeout=120s", timeout=130)
-    registry_node = cluster.get("-n", "kube-system", "pods", "-l", "k8s-app=registry")["items"][0]["spec"]["nodeName"]
+    # drain a node whose loss costs nobody else: not the registry's, not one holding another
+    # namespace's local volumes (a deployed stack's databases cannot move off their node)
+    keep = {p["spec"]["nodeName"] for p in cluster.get("-n", "kube-system", "pods", "-l", "k8s-app=registry")["items"]}
+    for pod in cluster.get("pods", "-A")["items"]:
+        claims = [v for v in pod["spec"].get("volumes", []) if "persistentVolumeClaim" in v]
+        if claims and pod["metadata"]["namespace"] != namespace and pod["spec"].get("nodeName"):
+            keep.add(pod["spec"]["nodeName"])
     pods = cluster.get("-n", namespace, "pods", "-l", "app=spread")["items"]
-    victim = next(p["spec"]["nodeName"] for p in pods if p["spec"]["nodeName"] != registry_node)
+    candidates = [p["spec"]["nodeName"] for p in pods if p["spec"]["nodeName"] not in keep]
+    assert candidates, f"every node with a spread pod holds the registry or another namespace's volumes: {sorted(keep)}"
+    victim = candidates[0]
     evicted = {p["metadata"]["name"] for p in pods if p["spec"]["nodeName"] == victim}
     try:
         cluster.kubectl("drain", victim, "--ignore-daemonsets", "--delete-emptydir-data", "--timeout=120s", timeout=150)
@@ -48,8 +56,8 @@ def test_drain_evicts_a_nodes_pods_and_they_come_back_elsewhere(cluster: Cluster
 
 
 def test_the_host_network_namespace_gained_nothing(cluster: Cluster, host_before: dict[str, Any]) -> None:
-    now = host.snapshot()
-    problems = host.differences(host_before, now, ignore=("netns", "mounts", "our_cgroup_subtree"))
+    now = hostcheck.snapshot()
+    problems = hostcheck.differences(host_before, now, ignore=hostcheck.WHILE_RUNNING)
     assert not problems, "\n".join(problems)
     netns = set(now["netns"]) - set(host_before["netns"])
     assert {n.split()[0] for n in netns if n} <= {

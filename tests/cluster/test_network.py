@@ -5,7 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.cluster.conftest import Cluster, pod_exec, pod_ready, toolbox_pod
+from tests.cluster.conftest import toolbox_pod
+from tests.kube import Cluster, pod_exec, pod_ready
 
 WEB = "mkdir -p /tmp/www && echo hello-from-$(hostname) > /tmp/www/index.html && httpd -f -p 8080 -h /tmp/www"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import functools
 import re
 
-from tests.cluster.conftest import NODES, Cluster, pod_ready, toolbox_pod
+from tests.cluster.conftest import NODES, toolbox_pod
+from tests.kube import Cluster, pod_ready
 from tools.cluster import addons
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import time
 
-from tests.cluster.conftest import TOOLBOX, Cluster, pod_exec, pod_ready, toolbox_pod
+from tests.cluster.conftest import TOOLBOX, toolbox_pod
+from tests.kube import Cluster, pod_exec, pod_ready
 from tools.cluster import layout
 
 

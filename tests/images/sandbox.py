@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from types import TracebackType
+from typing import Any
 
 from tools.cluster.images import _buildah_env
 
@@ -97,7 +98,7 @@ class Sandbox:
         self.root = ""
         self.volumes: dict[str, Path] = {}
         self._scratch: tempfile.TemporaryDirectory[str] | None = None
-        self.config: dict[str, object] = {}
+        self.config: dict[str, Any] = {}
         self._started: list[subprocess.Popen[str]] = []
 
     def __enter__(self) -> Sandbox:
@@ -129,8 +130,8 @@ class Sandbox:
 
     def _argv(self, argv: Sequence[str], env: Mapping[str, str] | None) -> list[str]:
         if not argv:  # a container without command: the image's entrypoint and cmd
-            argv = [*(self.config.get("Entrypoint") or []), *(self.config.get("Cmd") or [])]  # type: ignore[misc]
-        image_env = dict(entry.split("=", 1) for entry in self.config.get("Env") or [])  # type: ignore[union-attr]
+            argv = [*(self.config.get("Entrypoint") or []), *(self.config.get("Cmd") or [])]
+        image_env = dict(entry.split("=", 1) for entry in self.config.get("Env") or [])
         full_env = {"HOME": "/", **image_env, **(env or {})}
         workdir = str(self.config.get("WorkingDir") or "/")
         binds = " ".join(f"{self._inside(target)}={source}" for target, source in self.binds.items())

@@ -12,6 +12,7 @@ import subprocess
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,7 +44,7 @@ def backup_sandbox(system: str, workdir: Path, hosts: Path, *overrides: str) -> 
     )
 
 
-def backup_container(system: str, *overrides: str) -> dict[str, object]:
+def backup_container(system: str, *overrides: str) -> dict[str, Any]:
     pod = pods.pod_spec("CronJob", f"ai-infra-backup-{system}", *overrides)
     return pod["initContainers"][0] if overrides else pod["containers"][0]
 

@@ -18,18 +18,20 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start the cluster, or add nodes to it (idempotent)")
     up.add_argument("--nodes", type=int, default=1)
+    up.add_argument("--at-least", action="store_true", help="a running cluster with more nodes is fine as it is")
     sub.add_parser("down", help="stop the cluster and remove its namespaces, cgroups and state")
     sub.add_parser("status", help="say what runs")
     sub.add_parser("build", help="build (or reuse) the binaries and the add-on images")
     img = sub.add_parser("images", help="build images/*/Dockerfile on the Debian base")
     img.add_argument("--push", action="store_true", help="push them to the running cluster's registry")
+    img.add_argument("--registry", default="", help="push them to this registry instead (buildah's login is used)")
     img.add_argument("only", nargs="*", help="image directories to build (default: all)")
     args = parser.parse_args(argv)
     from tools.cluster import lifecycle
 
     try:
         if args.command == "up":
-            lifecycle.up(args.nodes)
+            lifecycle.up(args.nodes, at_least=args.at_least)
         elif args.command == "down":
             lifecycle.down()
         elif args.command == "status":
@@ -39,7 +41,7 @@ def main(argv: list[str]) -> int:
 
             images.ensure_addon_images(build.ensure_built())
         elif args.command == "images":
-            lifecycle.project_images(push=args.push, only=tuple(args.only))
+            lifecycle.project_images(push=args.push, registry=args.registry, only=tuple(args.only))
     except ClusterError as exc:
         say(f"ERROR: {exc}")
         return 1

@@ -2,7 +2,9 @@
 
 The host's network namespace (routes, addresses, links, nft and iptables rules), the global
 sysctls the kubelet and kube-proxy would write, its mounts, network namespaces and the
-cgroup directories outside our subtree. Compared before `cluster up` and after `down`.
+cgroup directories outside our subtree. `cluster up` takes one before it creates anything
+(``.cluster/host-before.json``); `cluster down` takes another after it removed everything
+and fails, naming each difference, when the host is not as it was.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def snapshot() -> dict[str, Any]:
         "cgroups": _cgroup_dirs(),
         "our_cgroup_subtree": [str(p) for p in ns.subtree_dirs(ns.hierarchies()) if p.exists()],
     }
+
+
+# What a running cluster adds by design, and `down` removes: the namespace handles under
+# /run/netns, their mounts, and our own cgroup subtree.
+WHILE_RUNNING = ("netns", "mounts", "our_cgroup_subtree")
 
 
 def differences(before: dict[str, Any], after: dict[str, Any], *, ignore: tuple[str, ...] = ()) -> list[str]:

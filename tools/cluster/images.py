@@ -333,19 +333,21 @@ class ProjectImage:
         return not only or any(o.rstrip("/") in (self.name, self.directory.name, relative) for o in only)
 
 
+def image_labels(dockerfile: Path) -> tuple[str, str]:
+    """(name, tag) of an image from its org.opencontainers.image.title/version labels."""
+    labels = dict(re.findall(r'org\.opencontainers\.image\.(title|version)="([^"]+)"', dockerfile.read_text()))
+    if "title" not in labels or "version" not in labels:
+        raise ClusterError(
+            f"{dockerfile.relative_to(REPO)} has no LABEL org.opencontainers.image.title=... and "
+            '...version=...; add them (e.g. title="ai-infra-patroni" version="4.1.5-pg15") so `make images` can tag it'
+        )
+    return labels["title"], labels["version"]
+
+
 def project_images() -> list[ProjectImage]:
     """Every image directory of PROJECT_IMAGE_GLOBS, named by its title/version labels."""
-    found = []
-    for dockerfile in sorted(p for pattern in PROJECT_IMAGE_GLOBS for p in REPO.glob(pattern)):
-        text = dockerfile.read_text()
-        labels = dict(re.findall(r'org\.opencontainers\.image\.(title|version)="([^"]+)"', text))
-        if "title" not in labels or "version" not in labels:
-            raise ClusterError(
-                f"{dockerfile.relative_to(REPO)} has no LABEL org.opencontainers.image.title=... and "
-                '...version=...; add them (e.g. title="ai-infra-patroni" version="4.1.5-pg15") so `make images` can tag it'
-            )
-        found.append(ProjectImage(dockerfile.parent, labels["title"], labels["version"]))
-    return found
+    dockerfiles = sorted(p for pattern in PROJECT_IMAGE_GLOBS for p in REPO.glob(pattern))
+    return [ProjectImage(d.parent, *image_labels(d)) for d in dockerfiles]
 
 
 def declared_args(dockerfile: Path) -> set[str]:
@@ -440,6 +442,7 @@ def build_project_images(only: tuple[str, ...] = ()) -> list[ProjectImage]:
 
 
 def push(images: list[ProjectImage], registry_port: int) -> None:
+    """To the local cluster's registry, through the forwarder on the host's loopback."""
     for image in images:
         target = f"127.0.0.1:{registry_port}/{image.repository}:{image.tag}"
         buildah("push", "--tls-verify=false", image.ref, f"docker://{target}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -10,10 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from tools.cluster import addons, build, controlplane, images, layout, node, ns, pki
+from tools.cluster import addons, build, controlplane, hostcheck, images, layout, node, ns, pki
 from tools.cluster.kube import Kubectl
 from tools.cluster.layout import ClusterState, Node
 from tools.cluster.util import REPO, ClusterError, fmt_seconds, run, say, wait_until
+
+HOST_BEFORE = "host-before.json"
 
 # what the tool runs from Debian, by the command that shows it is installed
 HOST_COMMANDS = {
@@ -61,7 +64,9 @@ def kubectl(state: Path, binaries: dict[str, Path] | None = None) -> Kubectl:
 # ----------------------------------------------------------------------- up ---
 
 
-def up(count: int) -> None:
+def up(count: int, *, at_least: bool = False) -> None:
+    """Start a ``count``-node cluster, or add nodes to the running one; ``at_least``: a
+    running cluster with more nodes is fine as it is (what `make up` and the tests ask)."""
     if count < 1:
         raise ClusterError(f"NODES={count}: a cluster needs at least one node")
     start = time.monotonic()
@@ -71,6 +76,8 @@ def up(count: int) -> None:
     state = layout.state_dir()
     existing = ClusterState.load(state)
     if existing and _healthy(existing, state):
+        if at_least:
+            count = max(count, existing.nodes)
         if count < existing.nodes:
             raise ClusterError(
                 f"the cluster runs {existing.nodes} nodes; NODES={count} would remove nodes with their pods and volumes. "
@@ -98,6 +105,8 @@ def _create(state: Path, count: int, binaries: dict[str, Path], archives: list[P
     say(f"creating a {count}-node cluster in {state}")
     for sub in ("logs", "bin", "control-plane"):
         (state / sub).mkdir(parents=True, exist_ok=True)
+    # the host as it is before anything is created: `down` compares against it
+    (state / HOST_BEFORE).write_text(json.dumps(hostcheck.snapshot(), indent=1) + "\n")
     registry_dir = addons.registry_dir(state)
     registry_dir.mkdir(exist_ok=True)
     os.chown(registry_dir, 65532, 65532)  # the registry pod's user
@@ -279,6 +288,8 @@ def down(quiet: bool = False) -> None:
         raise ClusterError("stopping the local cluster needs root")
     state = layout.state_dir()
     cluster = ClusterState.load(state)
+    before_file = state / HOST_BEFORE
+    host_before = json.loads(before_file.read_text()) if before_file.is_file() else None
     parents = cluster.cgroup_parents if cluster else ns.hierarchies()
     netns_names = _our_netns()
     inodes = {i for i in (ns.netns_inode(n) for n in netns_names) if i is not None}
@@ -303,8 +314,13 @@ def down(quiet: bool = False) -> None:
         shutil.rmtree(state)
     if stuck:
         raise ClusterError(f"cgroups that could not be removed: {', '.join(map(str, stuck))}")
+    if host_before is not None:
+        changed = hostcheck.differences(host_before, hostcheck.snapshot())
+        if changed:
+            raise ClusterError("the host is not as it was before `cluster up`:\n" + "\n".join(changed))
     if not quiet:
-        say("cluster stopped; its namespaces, cgroups and state are gone (build caches stay)")
+        checked = ", checked against the snapshot from before `cluster up`" if host_before else ""
+        say(f"cluster stopped; its namespaces, cgroups and state are gone{checked} (build caches stay)")
 
 
 # ------------------------------------------------------------------- status ---
@@ -357,10 +373,15 @@ def memory_by_unit(cluster: ClusterState) -> dict[str, int]:
 # ------------------------------------------------------------------- images ---
 
 
-def project_images(*, push: bool, only: tuple[str, ...] = ()) -> None:
-    """Build images/*/Dockerfile; with ``push``, push them to the running cluster's registry."""
+def project_images(*, push: bool, registry: str = "", only: tuple[str, ...] = ()) -> None:
+    """Build images/*/Dockerfile; with ``push``, push them to the running cluster's registry;
+    with ``registry``, to that registry (for `pulumi config set imageRegistry`)."""
     require_host()
     built = images.build_project_images(only)
+    if registry:
+        images.push_to(built, registry)
+        say(f"now: pulumi config set imageRegistry {registry}")
+        return
     if not push:
         return
     state = layout.state_dir()

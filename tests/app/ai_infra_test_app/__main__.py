@@ -14,7 +14,7 @@ import os
 import socket
 import sys
 
-from ai_infra_test_app import checks, server
+from . import checks, server
 
 
 def main(argv: list[str]) -> int:

@@ -131,7 +131,7 @@ def check_kafka(env: Mapping[str, str]) -> dict[str, Any]:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     (bootstrap,) = _need(env, "KAFKA_BOOTSTRAP_SERVERS")
-    common = {
+    common: dict[str, str | int | float | bool] = {
         "bootstrap.servers": bootstrap,
         "socket.timeout.ms": TIMEOUT_SECONDS * 1000,
         # librdkafka logs every refused reconnect (every 100 ms) to stderr; the check's

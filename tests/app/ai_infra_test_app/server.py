@@ -12,7 +12,7 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from ai_infra_test_app import checks
+from . import checks
 
 # "/" is the frontend's and nginx's probe, /health the backend's (settings/defaults.py);
 # the others are what operators and load balancers commonly try.
