@@ -43,10 +43,10 @@ from components.wiring import MetricsEndpoint, Pods
 from settings.kafka import KafkaSettings
 
 FILES = Path(__file__).resolve().parent / "files" / "kafka"
-DATA_MOUNT = "/var/lib/kafka/data"  # the apache/kafka image's VOLUME: the volume goes exactly here
+DATA_MOUNT = "/var/lib/kafka/data"  # the image's data VOLUME (ours, and apache/kafka's): the volume goes exactly here
 LOG_DIRS = f"{DATA_MOUNT}/kraft-logs"  # a subdirectory, so lost+found is never read as a partition
 CONFIG_MOUNT = "/etc/kafka/rendered"
-KAFKA_UID = 1000  # apache/kafka's appuser
+KAFKA_UID = 1000  # images/kafka's user, as apache/kafka's appuser
 # The image's bin/ first, so the guide's `kubectl exec ... -- kafka-topics.sh` works as written.
 KAFKA_PATH = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -333,7 +333,9 @@ _CHECKOV_SKIPS = {
         "the only Secret env is CLUSTER_ID, the KRaft cluster id, which is no credential (any client reads it "
         "from the cluster metadata); it is in a Secret only so it is generated once"
     ),
-    "CKV_K8S_40": f"runs as uid {KAFKA_UID}, the appuser of the apache/kafka image that owns /opt/kafka and the log dirs",
+    "CKV_K8S_40": (
+        f"runs as uid {KAFKA_UID}, the user of the Kafka image (as apache/kafka's appuser) that owns /opt/kafka and the log dirs"
+    ),
 }
 
 

@@ -50,7 +50,7 @@ DATA_DIR = "/data"
 BUS_PORT_OFFSET = 10000
 EXPORTER_PORT = 9121
 PASSWORD_KEY = "redis-password"
-# The official image's redis user and group.
+# The Redis image's redis user and group (images/redis, as in the official image).
 REDIS_UID = 999
 EXPORTER_UID = 59000
 # The two Jobs, by the argument their script takes; each pod's component label is cluster-<mode>.
@@ -292,7 +292,7 @@ _CHECKOV_SKIPS = {
         "redis_exporter from REDIS_PASSWORD; redis-cli has no password-file option and -a would show it in ps"
     ),
     "CKV_K8S_40": (
-        f"runs as uid {REDIS_UID}, the redis user of the official redis image that owns /data "
+        f"runs as uid {REDIS_UID}, the redis user of the Redis image (as in the official one) that owns /data "
         f"(the exporter sidecar runs as {EXPORTER_UID})"
     ),
 }

@@ -59,8 +59,8 @@ class S3Settings(ConfigModel):
         default="secret-access-key", description="key of the secret access key in credentialsSecret"
     )
     image: ImageSettings = Field(
-        default=ImageSettings(repository="amazon/aws-cli", tag="2.22.35"),
-        description="image with the AWS CLI v2 that uploads and prunes (runs as uid 1000, HOME=/tmp)",
+        default=ImageSettings(repository="ai-infra-backup", tag="15-7.0.15"),
+        description="image with the AWS CLI that uploads and prunes (images/backup; amazon/aws-cli:2.22.35 is compatible)",
     )
 
     def problems(self, key: str, *, production: bool) -> list[Problem]:

@@ -94,12 +94,15 @@ _COMMON: dict[str, Any] = {
         "resources": _resources("250m", "512Mi", "1000m", "2Gi"),
     },
     "redisCluster": {
-        "image": {"repository": "redis", "tag": "7.0.15"},
+        # Built from images/redis/Dockerfile: Debian's redis-server 7.0.15, the version the
+        # conformance tests run; the upstream redis:7.0.15 is a compatible alternative.
+        "image": {"repository": "ai-infra-redis", "tag": "7.0.15"},
         "resources": _resources("100m", "256Mi", "500m", "1Gi"),
     },
     "kafka": {
-        # The same version as the jars the conformance tests run (tools/ci/kafka-pom.xml).
-        "image": {"repository": "apache/kafka", "tag": "4.1.1"},
+        # Built from images/kafka/Dockerfile: the jars of tools/ci/kafka-pom.xml, the version the
+        # conformance tests run; the upstream apache/kafka:4.1.1 is a compatible alternative.
+        "image": {"repository": "ai-infra-kafka", "tag": "4.1.1"},
         "resources": _resources("500m", "1Gi", "2000m", "4Gi"),
     },
     "backend": {

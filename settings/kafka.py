@@ -161,7 +161,9 @@ class KafkaSettings(ConfigModel):
     replica_count: int = Field(
         default=1, ge=1, description="Brokers (pods <release>-kafka-N). Scaling changes only the broker StatefulSet."
     )
-    image: ImageSettings = Field(description="apache/kafka image, pinned to the version the conformance tests run.")
+    image: ImageSettings = Field(
+        description="Kafka image (images/kafka; apache/kafka is compatible), pinned to the conformance version."
+    )
     cluster_id: ClusterId = Field(
         default=None,
         description="Adopt this cluster ID (an existing cluster's volumes). Unset: one is generated once and kept in state.",

@@ -57,8 +57,8 @@ class RedisDrainSettings(ConfigModel):
 class RedisExporterSettings(ConfigModel):
     enabled: bool = Field(default=True, description="run the redis_exporter sidecar (metrics on port 9121)")
     image: ImageSettings = Field(
-        default=ImageSettings(repository="oliver006/redis_exporter", tag="v1.62.0"),
-        description="redis_exporter image",
+        default=ImageSettings(repository="ai-infra-redis-exporter", tag="1.62.0"),
+        description="redis_exporter image (images/redis-exporter; oliver006/redis_exporter:v1.62.0 is compatible)",
     )
     resources: ResourceSettings = Field(
         default=ResourceSettings.model_validate(

@@ -161,7 +161,7 @@ def test_s3_destination_uploads_with_keys_from_the_named_secret(stack: str) -> N
         (upload,) = pod["containers"]
         assert dump["name"] == f"backup-{system}"
         assert {volume["name"]: volume for volume in pod["volumes"]}["backup"] == {"name": "backup", "emptyDir": {}}
-        assert upload["image"] == "amazon/aws-cli:2.22.35"
+        assert upload["image"] == "ai-infra-backup:15-7.0.15"
         assert upload["command"] == ["sh", f"{SCRIPTS_DIR}/upload-s3.sh", system]
         variables = env(upload)
         assert variables["AWS_ACCESS_KEY_ID"] == {"secretKeyRef": {"name": "backup-s3", "key": "access-key-id"}}

@@ -104,12 +104,12 @@ def test_guide_command_works_in_the_pod(stack):
     assert env(kafka_container(objs, BROKERS))["PATH"].startswith("/opt/kafka/bin:")
 
 
-def test_image_is_apache_kafka_pinned_to_the_conformance_jars(stack):
+def test_image_is_the_projects_kafka_pinned_to_the_conformance_jars(stack):
     pom = (ROOT / "tools" / "ci" / "kafka-pom.xml").read_text()
     version = _group(r"<kafka.version>([^<]+)</kafka.version>", pom)
     objs = objects(stack)
     for sts in kafka_statefulsets(stack):
-        assert kafka_container(objs, sts)["image"] == f"apache/kafka:{version}"
+        assert kafka_container(objs, sts)["image"] == f"ai-infra-kafka:{version}"
 
 
 def test_no_latest_tags(stack):

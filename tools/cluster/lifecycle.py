@@ -379,7 +379,7 @@ def project_images(*, push: bool, registry: str = "", only: tuple[str, ...] = ()
     require_host()
     built = images.build_project_images(only)
     if registry:
-        images.push_to(built, registry)
+        images.push_to_registry(built, registry)
         say(f"now: pulumi config set imageRegistry {registry}")
         return
     if not push:
