@@ -54,7 +54,7 @@ PASSWORD_KEY = "redis-password"
 REDIS_UID = 999
 EXPORTER_UID = 59000
 # The two Jobs, by the argument their script takes; each pod's component label is cluster-<mode>.
-JOB_MODES = ("preflight", "reconcile")
+JOB_NAME = "redis-cluster-job"  # the app.kubernetes.io/name of the Jobs' pods
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,11 @@ class RedisCluster(pulumi.ComponentResource):
         names = RedisNames(args.release, args.namespace, args.cluster_domain)
         selector = shapes.selector_labels(args.release, "redis-cluster")
         labels = shapes.common_labels(args.release, "redis-cluster", "cache")
+        # The Jobs' pods carry a name of their own: with the servers' labels they would count
+        # in the StatefulSet's required anti-affinity (a Job pod then blocks a Redis pod's
+        # node, or the other way round), in the PDB (a finished Job pod has no scale, so
+        # the disruption controller allows no eviction at all) and behind the Services.
+        job_selector = shapes.selector_labels(args.release, JOB_NAME)
 
         self.password = credential(f"{name}-password", args.password, parent=self)
         self.secret = k8s.core.v1.Secret(
@@ -200,8 +205,10 @@ class RedisCluster(pulumi.ComponentResource):
         job_env = _job_env(args, names)
         self.preflight_job = k8s.batch.v1.Job(
             f"{name}-preflight",
-            metadata=shapes.metadata(names.job("preflight", settings), args.namespace, labels, _job_annotations()),
-            spec=_job_spec(args, names, "preflight", job_env, labels),
+            metadata=shapes.metadata(
+                names.job("preflight", settings), args.namespace, _job_labels(args, "preflight"), _job_annotations()
+            ),
+            spec=_job_spec(args, names, "preflight", job_env),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.secret, self.headless_service]),
         )
         rollout: dict[str, str | pulumi.Output[str]] = {
@@ -222,8 +229,10 @@ class RedisCluster(pulumi.ComponentResource):
         # creates (a deadlock otherwise). The Job waits for every pod itself.
         self.reconcile_job = k8s.batch.v1.Job(
             f"{name}-reconcile",
-            metadata=shapes.metadata(names.job("reconcile", settings), args.namespace, labels, _job_annotations()),
-            spec=_job_spec(args, names, "reconcile", job_env, labels),
+            metadata=shapes.metadata(
+                names.job("reconcile", settings), args.namespace, _job_labels(args, "reconcile"), _job_annotations()
+            ),
+            spec=_job_spec(args, names, "reconcile", job_env),
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service]
             ),
@@ -247,14 +256,8 @@ class RedisCluster(pulumi.ComponentResource):
             bus_port=settings.port + BUS_PORT_OFFSET,
             password=SecretKeyRef(self.secret.metadata.name, PASSWORD_KEY),
             client_image=ClientImage(settings.image.reference, settings.image.pull_policy, REDIS_UID),
-            # The component label tells the servers ("cache") from the Jobs, which carry
-            # the StatefulSet's name labels too.
-            pods=Pods("redis-cluster", {**selector, "app.kubernetes.io/component": "cache"}),
-            job_pods=Pods(
-                "redis-cluster-jobs",
-                selector,
-                ({"key": "app.kubernetes.io/component", "operator": "In", "values": [f"cluster-{mode}" for mode in JOB_MODES]},),
-            ),
+            pods=Pods("redis-cluster", selector),
+            job_pods=Pods("redis-cluster-jobs", job_selector),
             metrics=MetricsEndpoint("redis", names.metrics, selector, "http-metrics", EXPORTER_PORT)
             if settings.exporter.enabled
             else None,
@@ -349,7 +352,11 @@ def _config_volume(names: RedisNames) -> shapes.Obj:
     return {"name": "config", "configMap": {"name": names.config, "defaultMode": 0o555}}
 
 
-def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[shapes.Obj], labels: dict[str, str]) -> shapes.Obj:
+def _job_labels(args: RedisClusterArgs, mode: str) -> dict[str, str]:
+    return shapes.common_labels(args.release, JOB_NAME, f"cluster-{mode}")
+
+
+def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[shapes.Obj]) -> shapes.Obj:
     settings = args.settings
     pod: shapes.Obj = {
         "restartPolicy": "OnFailure",
@@ -377,7 +384,7 @@ def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[sh
     return {
         "backoffLimit": 6,
         "activeDeadlineSeconds": 900,
-        "template": {"metadata": {"labels": {**labels, "app.kubernetes.io/component": f"cluster-{mode}"}}, "spec": pod},
+        "template": {"metadata": {"labels": _job_labels(args, mode)}, "spec": pod},
     }
 
 

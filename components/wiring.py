@@ -37,14 +37,9 @@ class Pods:
 
     name: str  # names its NetworkPolicy: <release>-<name>-netpol
     match_labels: Mapping[str, str]
-    # Extra set-based terms (the Redis Jobs share the Redis pods' name label).
-    match_expressions: tuple[Obj, ...] = ()
 
     def selector(self) -> Obj:
-        selector: Obj = {"matchLabels": dict(self.match_labels)}
-        if self.match_expressions:
-            selector["matchExpressions"] = [dict(term) for term in self.match_expressions]
-        return selector
+        return {"matchLabels": dict(self.match_labels)}
 
     def peers(self) -> list[Obj]:
         return [{"podSelector": self.selector()}]

@@ -105,6 +105,29 @@ def test_every_pdb_selects_exactly_one_workload(rendered):
         assert pdb["spec"]["maxUnavailable"] < floor, f"PDB {pdb['metadata']['name']} would allow every pod down"
 
 
+def test_no_job_pod_is_taken_for_a_servers_pod(rendered):
+    """Job and CronJob pods match no Service, PDB, workload selector or anti-affinity term:
+    else a finished Job pod blocks every eviction (it has no scale, so the disruption
+    controller allows none), takes a Service endpoint, or keeps a server off a node."""
+    selectors: list[tuple[str, dict[str, str]]] = []
+    for obj in rendered.all:
+        spec, name = obj.get("spec", {}), f"{obj['kind']} {obj['metadata']['name']}"
+        if obj["kind"] == "Service" and spec.get("selector"):
+            selectors.append((name, spec["selector"]))
+        elif obj["kind"] in ("PodDisruptionBudget", "Deployment", "StatefulSet"):
+            selectors.append((name, spec["selector"]["matchLabels"]))
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            affinity = spec["template"]["spec"].get("affinity", {}).get("podAntiAffinity", {})
+            for term in affinity.get("requiredDuringSchedulingIgnoredDuringExecution", []):
+                selectors.append((f"{name} anti-affinity", term["labelSelector"]["matchLabels"]))
+    jobs = [(o, t) for o, t in _templates(rendered) if o["kind"] in ("Job", "CronJob")]
+    assert jobs, "the stack renders no Job to check"
+    for owner, template in jobs:
+        labels = template["metadata"]["labels"]
+        taken = [name for name, selector in selectors if _matches(selector, labels)]
+        assert not taken, f"{owner['kind']} {owner['metadata']['name']}'s pods are selected by {taken}"
+
+
 def test_every_hpa_targets_an_existing_workload_without_a_fixed_replica_count(rendered):
     for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
         target = hpa["spec"]["scaleTargetRef"]

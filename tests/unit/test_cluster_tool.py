@@ -61,6 +61,9 @@ def test_a_node_resolves_and_pulls_only_inside_the_cluster(tmp_path: Path) -> No
     assert kubelet["clusterDNS"] == [layout.DNS_SERVICE_IP]
     assert kubelet["protectKernelDefaults"] is True  # check the tunables, never write the host's
     assert kubelet["cgroupRoot"] == "/"  # the node's cgroup namespace: "/" is our own subtree
+    # the host's shared disk: no eviction by percentage, no GC of the preloaded images
+    assert not str(kubelet["evictionHard"]["imagefs.available"]).endswith("%")
+    assert kubelet["imageGCHighThresholdPercent"] == 100
     proxy = node._kube_proxy_config(n, etc)
     assert proxy["conntrack"]["maxPerCore"] == 0  # leave the global nf_conntrack_max alone
     assert json.dumps(proxy)

@@ -246,6 +246,18 @@ def _kubelet_config(node: Node, state: Path) -> dict[str, Any]:
         "failSwapOn": True,
         "volumePluginDir": str(node.dir(state) / "volume-plugins"),
         "serializeImagePulls": False,
+        # Every node's "disk" is the host's one filesystem, shared with everything else on
+        # it: a percentage of it says nothing about a node. Evict only when it is really
+        # nearly full, and never garbage-collect images, as the add-ons' are preloaded and
+        # cannot be pulled again.
+        "evictionHard": {
+            "memory.available": "100Mi",
+            "nodefs.available": "1Gi",
+            "imagefs.available": "1Gi",
+            "nodefs.inodesFree": "5%",
+        },
+        "imageGCHighThresholdPercent": 100,
+        "imageGCLowThresholdPercent": 99,
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
     }

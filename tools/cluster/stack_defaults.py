@@ -1,6 +1,8 @@
 """What the local cluster supplies to a stack deployed into it (tools/stack.sh puts it under
-the stack file's own values): the in-cluster registry for the project's images, and the
-stand-in application image for the app tier (the AI Infra Matrix images are not ours)."""
+the stack file's own values): the in-cluster registry for the project's images, the
+stand-in application image for the app tier (the AI Infra Matrix images are not ours),
+and kafka-exporter switched off, the one part with no image this project can build here
+(the Go module proxy serves no version of github.com/danielqsj/kafka_exporter)."""
 
 from __future__ import annotations
 
@@ -16,11 +18,14 @@ def local_cluster_config() -> dict[str, Any]:
     """Project config keys (with the ``ai-infra-matrix:`` prefix) for the local cluster."""
     from tools.cluster.images import image_labels
 
-    config: dict[str, Any] = {"ai-infra-matrix:imageRegistry": layout.REGISTRY_HOST}
-    dockerfile = TEST_APP_DIRECTORY / "Dockerfile"
-    if dockerfile.is_file():
-        title, version = image_labels(dockerfile)
-        image = {"repository": f"{layout.REGISTRY_HOST}/{title}", "tag": version}
-        for tier in ("backend", "frontend", "nginx"):
-            config[f"ai-infra-matrix:{tier}"] = {"image": image}
+    title, version = image_labels(TEST_APP_DIRECTORY / "Dockerfile")
+    image = {"repository": f"{layout.REGISTRY_HOST}/{title}", "tag": version}
+    config: dict[str, Any] = {
+        "ai-infra-matrix:imageRegistry": layout.REGISTRY_HOST,
+        "ai-infra-matrix:kafka": {"exporter": {"enabled": False}},
+        # the stand-in listens on $PORT (8082, the backend's): the web tiers answer on 80
+        "ai-infra-matrix:backend": {"image": image},
+        "ai-infra-matrix:frontend": {"image": image, "env": {"PORT": "80"}},
+        "ai-infra-matrix:nginx": {"image": image, "env": {"PORT": "80"}},
+    }
     return config

@@ -10,8 +10,9 @@ set -euo pipefail
 
 preflight() {
     local i ip seed="" view doomed="" id role slots members last blocked="" kept_ids kept_replica pass
-    # A kept node that owns slots. A kept pod that exists (its name resolves) but does
-    # not answer makes the decision unsafe: fail, and the Job retries.
+    # A kept node that owns slots, to see the cluster from. A kept pod that does not
+    # answer cannot be removed by this change, so it does not block it: that pod may be
+    # exactly what the rollout after this Job repairs (a wrong image, say).
     local silent=""
     for i in $(seq 0 $((N - 1))); do
         ip=$(resolve "$(node_host "$i")")
@@ -22,8 +23,12 @@ preflight() {
             seed=$ip
         fi
     done
-    [ -z "$silent" ] || die "pods that exist do not answer PING:$silent; cannot tell what a shrink would remove"
+    [ -z "$silent" ] || log "preflight: kept pods that do not answer PING (the rollout may repair them):$silent"
     if [ -z "$seed" ]; then
+        # Nothing kept owns slots: a first deploy, a scale-up, or every kept pod down.
+        # Only a pod beyond the new count could be lost, and without a view it cannot be judged.
+        [ -z "$(resolve "$(node_host "$N")")" ] ||
+            die "no kept node answers with slots, but $(node_host "$N") exists: cannot tell what a shrink to $N would remove"
         log "preflight: no kept node owns slots (first deploy, or scale-up only); nothing to remove"
         return 0
     fi
@@ -39,7 +44,13 @@ preflight() {
     last=$((members + 2))
     for i in $(seq "$N" "$last"); do
         ip=$(resolve "$(node_host "$i")")
-        if [ -z "$ip" ] || ! is_up "$ip"; then continue; fi
+        [ -n "$ip" ] || continue
+        if ! is_up "$ip"; then
+            # a pod that never joined (say, a scale-up with a broken image) can simply go;
+            # a member must leave the cluster first, and one that does not answer cannot
+            printf '%s\n' "$view" | awk -v a="$ip:" 'index($2, a) == 1 { f = 1 } END { exit !f }' || continue
+            die "$(node_host "$i") is beyond the new count of $N, a cluster member, and does not answer PING; cannot take it out"
+        fi
         id=$(myid_of "$ip")
         case $kept_ids in *" $id "*) continue ;; esac
         printf '%s\n' "$view" | awk -v id="$id" '$1 == id { f = 1 } END { exit !f }' || continue

@@ -52,7 +52,9 @@ resolve() {
         return 0
         ;;
     esac
-    getent hosts "$1" 2>/dev/null | awk 'NR == 1 { print $1 }'
+    # getent exits 2 for a name that does not resolve (yet: a pod not created, or not in
+    # DNS): that is an empty answer, not an error, under the callers' `set -e -o pipefail`
+    { getent hosts "$1" 2>/dev/null || true; } | awk 'NR == 1 { print $1 }'
 }
 
 # is_up IP: the node answers PING with PONG.
