@@ -19,7 +19,13 @@ from components.backups import Backups, BackupsArgs
 from components.credentials import credential
 from components.kafka_kraft import KafkaKRaft, KafkaKRaftArgs
 from components.monitoring import Monitoring
-from components.network_policy import Flow, PlatformNetworkPolicies, PlatformNetworkPoliciesArgs
+from components.network_policy import (
+    Flow,
+    NamespaceIsolation,
+    NamespaceIsolationArgs,
+    PlatformNetworkPolicies,
+    PlatformNetworkPoliciesArgs,
+)
 from components.postgres_ha import PostgresHA, PostgresHAArgs, PostgresOutputs
 from components.redis_cluster import RedisCluster, RedisClusterArgs, RedisOutputs
 from components.wiring import Pods
@@ -93,6 +99,15 @@ def build_platform(settings: PlatformSettings) -> Platform:
         opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
     )
     in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
+    if settings.network_policy.enabled:
+        # Default deny before any workload, and every workload waits for it: no pod runs
+        # unprotected, even when a first `pulumi up` fails before the per-group policies.
+        isolation = NamespaceIsolation(
+            "network-isolation",
+            NamespaceIsolationArgs(settings.release_name, settings.namespace, settings.network_policy),
+            opts=in_namespace,
+        )
+        in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace, isolation])
     common = _Placement(
         release=settings.release_name,
         namespace=settings.namespace,
@@ -199,7 +214,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         parts, policy=settings.network_policy, monitoring_namespace=settings.monitoring.namespace, backup=settings.backup
     )
     if settings.network_policy.enabled:
-        # Default deny in the namespace; each flow of the platform allowed by name.
+        # Each flow of the platform allowed by name, one policy per group of pods.
         PlatformNetworkPolicies(
             "network-policies",
             PlatformNetworkPoliciesArgs(
@@ -284,6 +299,10 @@ def _provider(settings: PlatformSettings) -> k8s.Provider:
         kubeconfig=cluster.kubeconfig or None,
         context=cluster.context or None,
         namespace=settings.namespace,
+        # A changed ConfigMap or Secret is updated in place (the pods roll by their config
+        # and credentials checksums); off, the provider replaces it, deleting the live one.
+        enable_config_map_mutable=True,
+        enable_secret_mutable=True,
     )
 
 

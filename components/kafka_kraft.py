@@ -134,7 +134,10 @@ class KafkaKRaft(pulumi.ComponentResource):
                 f"{prefix}-statefulset",
                 metadata=shapes.metadata(role.name, args.namespace, role.labels, shapes.checkov_skips(_CHECKOV_SKIPS)),
                 spec=_stateful_set_spec(args, role, secret_name, shapes.checksum(*(data[key] for key in sorted(data)))),
-                opts=child,
+                # a pod created before the Secret it reads stays in CreateContainerConfigError
+                opts=pulumi.ResourceOptions(
+                    parent=self, depends_on=[self.kraft_secret, self.config_maps[role.kind], self.headless_services[role.kind]]
+                ),
             )
             if role.replicas >= 2:
                 self.pdbs[role.kind] = shapes.pod_disruption_budget(
@@ -162,7 +165,8 @@ class KafkaKRaft(pulumi.ComponentResource):
 
         self.exporter: k8s.apps.v1.Deployment | None = None
         if settings.exporter.enabled:
-            self.exporter = kafka_tools.exporter(self, name, args, names, bootstrap)
+            # kafka-exporter exits until a broker answers: start it after the brokers are Ready
+            self.exporter = kafka_tools.exporter(self, name, args, names, bootstrap, after=list(self.stateful_sets.values()))
         self.ui: k8s.apps.v1.Deployment | None = None
         if settings.ui.enabled:
             self.ui = kafka_tools.ui(self, name, args, names, bootstrap)

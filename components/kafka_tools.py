@@ -4,6 +4,7 @@ registers them as its children when kafka.exporter.enabled / kafka.ui.enabled.""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pulumi
@@ -23,10 +24,17 @@ EXPORTER_UID = 65534
 
 
 def exporter(
-    parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNames, bootstrap: str
+    parent: pulumi.Resource,
+    name: str,
+    args: KafkaKRaftArgs,
+    names: KafkaNames,
+    bootstrap: str,
+    *,
+    after: Sequence[pulumi.Resource] = (),
 ) -> k8s.apps.v1.Deployment:
-    """kafka-exporter: topic, partition and consumer-group lag metrics on :9308."""
-    child = pulumi.ResourceOptions(parent=parent)
+    """kafka-exporter: topic, partition and consumer-group lag metrics on :9308, created
+    ``after`` the brokers (it exits until one answers)."""
+    child = pulumi.ResourceOptions(parent=parent, depends_on=list(after))
     wanted = args.settings.exporter
     full_name = names.exporter
     selector = shapes.selector_labels(args.release, "kafka-exporter")

@@ -1,5 +1,5 @@
-"""PlatformNetworkPolicies: the namespace denies every connection by default, and allows
-exactly the flows the platform makes.
+"""NamespaceIsolation and PlatformNetworkPolicies: the namespace denies every connection
+by default, and allows exactly the flows the platform makes.
 
 The flows are one table (platform_flows.py, built by the composition from the
 components' outputs): who connects to whom, on which ports, and why. From it every pod
@@ -11,6 +11,10 @@ may do. Two namespace-wide policies complete the set:
   pod no flow names (a new workload, a debug pod) can reach nothing and be reached by
   nothing until a flow is added to the table;
 - ``<release>-dns-egress`` lets every pod query the cluster DNS (53 UDP and TCP).
+
+Those two are NamespaceIsolation, which the composition creates before any workload and
+makes every workload wait for: a pod never runs in the namespace unprotected, not even
+when a first `pulumi up` fails before the per-group policies exist.
 
 Policies see traffic after a Service's address is translated to a pod's, so every port
 below is a container port (nginx 80, backend 8082), not a Service port. Kubelet probes
@@ -76,6 +80,24 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class NamespaceIsolationArgs:
+    release: str
+    namespace: str
+    settings: NetworkPolicySettings  # where the cluster DNS runs
+
+
+class NamespaceIsolation(pulumi.ComponentResource):
+    """Default deny for every pod of the namespace, and cluster DNS for all of them."""
+
+    policies: list[k8s.networking.v1.NetworkPolicy]
+
+    def __init__(self, name: str, args: NamespaceIsolationArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("ai-infra:index:NamespaceIsolation", name, {}, opts)
+        self.policies = _policies(name, baseline_objects(args.release, args.namespace, args.settings), self)
+        self.register_outputs({"policyNames": [policy.metadata.name for policy in self.policies]})
+
+
+@dataclass(frozen=True)
 class PlatformNetworkPoliciesArgs:
     release: str
     namespace: str
@@ -85,35 +107,29 @@ class PlatformNetworkPoliciesArgs:
 
 
 class PlatformNetworkPolicies(pulumi.ComponentResource):
-    """The default-deny, DNS and per-group NetworkPolicies of the stack's namespace."""
+    """One NetworkPolicy per group of pods, allowing exactly the flows of the table."""
 
     policies: list[k8s.networking.v1.NetworkPolicy]
     flows: list[Flow]
 
     def __init__(self, name: str, args: PlatformNetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:PlatformNetworkPolicies", name, {}, opts)
-        child = pulumi.ResourceOptions(parent=self)
         self.flows = list(args.flows)
-        self.policies = [
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{spec['metadata']['name']}",
-                metadata=spec["metadata"],
-                spec=spec["spec"],
-                opts=child,
-            )
-            for spec in policy_objects(args)
-        ]
+        self.policies = _policies(name, group_objects(args), self)
         self.register_outputs({"policyNames": [policy.metadata.name for policy in self.policies]})
 
 
 def policy_objects(args: PlatformNetworkPoliciesArgs) -> list[shapes.Obj]:
-    """The NetworkPolicies (metadata and spec) for ``args.flows``: default deny, DNS, then
-    one per group of pods of this stack."""
-    release, namespace, flows = args.release, args.namespace, args.flows
+    """Every NetworkPolicy of the stack (metadata and spec): default deny, DNS, then one
+    per group of pods."""
+    return [*baseline_objects(args.release, args.namespace, args.settings), *group_objects(args)]
+
+
+def baseline_objects(release: str, namespace: str, policy: NetworkPolicySettings) -> list[shapes.Obj]:
+    """The namespace-wide default deny and DNS egress."""
     labels = shapes.common_labels(release, "network-policy", "security")
-    policy = args.settings
     dns_ports = [Port(DNS_PORT, "UDP").spec(), Port(DNS_PORT, "TCP").spec()]
-    objects: list[shapes.Obj] = [
+    return [
         {
             "metadata": shapes.metadata(f"{release}-default-deny", namespace, labels),
             "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
@@ -137,6 +153,13 @@ def policy_objects(args: PlatformNetworkPoliciesArgs) -> list[shapes.Obj]:
             },
         },
     ]
+
+
+def group_objects(args: PlatformNetworkPoliciesArgs) -> list[shapes.Obj]:
+    """One policy per group of pods of this stack, from the flow table."""
+    release, namespace, flows = args.release, args.namespace, args.flows
+    labels = shapes.common_labels(release, "network-policy", "security")
+    objects: list[shapes.Obj] = []
     for group in args.groups:
         ingress = [flow for flow in flows if flow.destination == group]
         egress = [flow for flow in flows if flow.source == group]
@@ -155,6 +178,18 @@ def policy_objects(args: PlatformNetworkPoliciesArgs) -> list[shapes.Obj]:
 
 
 # --- private builders --------------------------------------------------------------------
+
+
+def _policies(name: str, specs: list[shapes.Obj], parent: pulumi.Resource) -> list[k8s.networking.v1.NetworkPolicy]:
+    return [
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-{spec['metadata']['name']}",
+            metadata=spec["metadata"],
+            spec=spec["spec"],
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        for spec in specs
+    ]
 
 
 def _group_spec(group: Pods, ingress: Sequence[Flow], egress: Sequence[Flow]) -> shapes.Obj:

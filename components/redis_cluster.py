@@ -54,6 +54,10 @@ PASSWORD_KEY = "redis-password"
 REDIS_UID = 999
 EXPORTER_UID = 59000
 # The two Jobs, by the argument their script takes; each pod's component label is cluster-<mode>.
+JOB_DEADLINE_SECONDS = 900  # the Jobs' activeDeadlineSeconds: they give up (and say why) first
+# The provider's await outlasts the Job's own deadline (its default, 10 minutes, did not),
+# so a slow first start ends with the Job's verdict, not with the engine's timeout.
+JOB_AWAIT = pulumi.CustomTimeouts(create="17m", update="17m")
 JOB_NAME = "redis-cluster-job"  # the app.kubernetes.io/name of the Jobs' pods
 
 
@@ -209,7 +213,9 @@ class RedisCluster(pulumi.ComponentResource):
                 names.job("preflight", settings), args.namespace, _job_labels(args, "preflight"), _job_annotations()
             ),
             spec=_job_spec(args, names, "preflight", job_env),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.config_map, self.secret, self.headless_service]),
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[self.config_map, self.secret, self.headless_service], custom_timeouts=JOB_AWAIT
+            ),
         )
         rollout: dict[str, str | pulumi.Output[str]] = {
             shapes.CONFIG_CHECKSUM: shapes.checksum(*files.values()),
@@ -234,7 +240,9 @@ class RedisCluster(pulumi.ComponentResource):
             ),
             spec=_job_spec(args, names, "reconcile", job_env),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service]
+                parent=self,
+                depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service],
+                custom_timeouts=JOB_AWAIT,
             ),
         )
         self.pdb = None
@@ -383,7 +391,7 @@ def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[sh
     }
     return {
         "backoffLimit": 6,
-        "activeDeadlineSeconds": 900,
+        "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
         "template": {"metadata": {"labels": _job_labels(args, mode)}, "spec": pod},
     }
 

@@ -7,6 +7,7 @@ each one brings the stacks to the state it needs first, so they pass in any orde
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -126,3 +127,48 @@ def test_destroy_of_the_rendered_dev_stack_keeps_the_namespace_and_backup_volume
         ("PersistentVolumeClaim", "ai-infra-backup-redis"),
     ]
     assert project.json("stack", "output", "--stack", "dev") == {}
+
+
+def test_every_workload_waits_for_the_namespaces_default_deny(project: Project):
+    """From the engine's own state: a pod can only be created once the namespace denies
+    by default, whatever fails later in the same `pulumi up`."""
+    project.deployed("prod")
+    resources = json.loads(project.run("stack", "export", "--stack", "prod").stdout)["deployment"]["resources"]
+    by_urn = {r["urn"]: r for r in resources}
+    children: dict[str, list[str]] = {}
+    for resource in resources:
+        if resource.get("parent"):
+            children.setdefault(resource["parent"], []).append(resource["urn"])
+
+    def reaches(urn: str, target: str, seen: set[str]) -> bool:
+        if urn in seen:
+            return False
+        seen.add(urn)
+        resource = by_urn[urn]
+        ancestors = [resource.get("parent")] if resource.get("parent") else []
+        for dependency in [*resource.get("dependencies", []), *ancestors]:
+            if dependency.endswith(target) or any(c.endswith(target) for c in children.get(dependency, [])):
+                return True
+            if dependency in by_urn and reaches(dependency, target, seen):
+                return True
+        return False
+
+    workloads = [r["urn"] for r in resources if r["type"].split(":")[-1] in ("StatefulSet", "Deployment", "Job", "CronJob")]
+    assert workloads
+    unprotected = [
+        urn.rsplit("::", 1)[1] for urn in workloads if not reaches(urn, "::network-isolation-ai-infra-default-deny", set())
+    ]
+    assert not unprotected, f"created without waiting for the default deny: {unprotected}"
+
+
+def test_up_refuses_project_images_that_no_registry_serves(project: Project):
+    """Against a real cluster (no render directory), before any resource is registered;
+    a preview of the same stack only warns."""
+    project.stack("dev")
+    preview = project.run("preview", "--stack", "dev", check=False)
+    assert preview.returncode == 0, preview.stdout[-2000:]
+    assert "ai-infra-matrix:imageRegistry: is empty" in preview.stdout + preview.stderr
+    refused = project.run("up", "--yes", "--stack", "dev", check=False)
+    assert refused.returncode != 0
+    assert "ai-infra-matrix:imageRegistry: is empty, so patroni.image (ai-infra-patroni:4.1.5-pg15)" in refused.stdout
+    assert "make images-push REGISTRY=" in refused.stdout
