@@ -41,6 +41,15 @@ def test_every_addon_runs_an_image_the_tool_builds() -> None:
             assert container["imagePullPolicy"] == "IfNotPresent"  # preloaded: never pulled
 
 
+def test_cluster_dns_pods_carry_the_labels_the_platforms_dns_policy_allows() -> None:
+    from settings.network_policy import NetworkPolicySettings
+
+    dns = next(o for o in addons.coredns() if o["kind"] == "Deployment")
+    labels = dns["spec"]["template"]["metadata"]["labels"]
+    assert NetworkPolicySettings().dns_pod_labels.items() <= labels.items()
+    assert NetworkPolicySettings().dns_namespace == dns["metadata"]["namespace"]
+
+
 def test_the_default_storage_class_is_honest_about_expansion() -> None:
     classes = [o for o in addons.all_addons(Path("/state")) if o["kind"] == "StorageClass"]
     assert [c["metadata"]["name"] for c in classes] == ["standard"]

@@ -23,6 +23,9 @@ from tools.cluster.images import ADDON_IMAGES
 
 Obj = dict[str, Any]
 SYSTEM = "kube-system"
+# CoreDNS pods carry k8s-app=kube-dns, as kubeadm, kind and the managed clusters label them:
+# NetworkPolicies that allow DNS (this platform's among them) select them by it.
+DNS_APP = "kube-dns"
 
 
 def _image(name: str) -> str:
@@ -60,8 +63,10 @@ def _rbac(name: str, namespace: str, rules: list[Obj], role_name: str | None = N
     ]
 
 
-def _deployment(name: str, namespace: str, pod_spec: Obj, replicas: int = 1, strategy: str = "RollingUpdate") -> Obj:
-    labels = {"k8s-app": name}
+def _deployment(
+    name: str, namespace: str, pod_spec: Obj, replicas: int = 1, strategy: str = "RollingUpdate", app: str | None = None
+) -> Obj:
+    labels = {"k8s-app": app or name}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -125,7 +130,7 @@ def coredns() -> list[Obj]:
         "priorityClassName": "system-cluster-critical",
         "dnsPolicy": "Default",
         "securityContext": pod_sc,
-        "affinity": _spread("coredns"),
+        "affinity": _spread(DNS_APP),
         "containers": [
             {
                 "name": "coredns",
@@ -156,8 +161,8 @@ def coredns() -> list[Obj]:
     return [
         *_rbac("coredns", SYSTEM, rules, role_name="system:coredns"),
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta("coredns"), "data": {"Corefile": corefile}},
-        _deployment("coredns", SYSTEM, pod, replicas=2),
-        _service("kube-dns", SYSTEM, layout.DNS_SERVICE_IP, dns_ports, selector="coredns"),
+        _deployment("coredns", SYSTEM, pod, replicas=2, app=DNS_APP),
+        _service("kube-dns", SYSTEM, layout.DNS_SERVICE_IP, dns_ports, selector=DNS_APP),
     ]
 
 
