@@ -20,11 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 require PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE BACKUP_DIR BACKUP_RETENTION
 export PGAPPNAME=${PGAPPNAME:-ai-infra-backup} PGCONNECT_TIMEOUT=${PGCONNECT_TIMEOUT:-10}
 
-deadline=$((SECONDS + ${BACKUP_CONNECT_WAIT_SECONDS:-120}))
-until pg_isready --quiet; do
-    [ "$SECONDS" -lt "$deadline" ] || die "$PGHOST:$PGPORT does not accept connections"
-    sleep 2
-done
+wait_for_server "$PGHOST:$PGPORT" pg_isready --quiet
 
 work=$(begin_backup postgres)
 dump="$work/$PGDATABASE.dump"

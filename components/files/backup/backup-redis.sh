@@ -15,6 +15,7 @@
 #   REDISCLI_AUTH                   the cluster password
 #   BACKUP_DIR BACKUP_RETENTION     see common.sh
 #   BACKUP_RDB_TIMEOUT_SECONDS      limit for one master's snapshot (default 900)
+#   BACKUP_CONNECT_WAIT_SECONDS     wait this long for the seed node to answer (default 120)
 # Output: $BACKUP_DIR/redis/<timestamp>/{cluster-nodes.txt,<node-id>.rdb...,SHA256SUMS}
 set -euo pipefail
 # shellcheck source=common.sh
@@ -26,6 +27,7 @@ rcli() {
     timeout 10 redis-cli --no-auth-warning -h "$REDIS_SEED_HOST" -p "$REDIS_PORT" "$@"
 }
 
+wait_for_server "$REDIS_SEED_HOST:$REDIS_PORT" rcli PING
 info=$(rcli CLUSTER INFO | tr -d '\r') || die "cannot reach $REDIS_SEED_HOST:$REDIS_PORT"
 # A snapshot of a cluster with uncovered slots would silently miss their keys.
 grep -q '^cluster_state:ok$' <<<"$info" || die "cluster state is not ok; not taking a partial backup"

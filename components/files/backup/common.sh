@@ -76,3 +76,15 @@ prune() {
         log "pruned $system backup $name (keeping the newest $keep)"
     done
 }
+
+# wait_for_server WHAT COMMAND...: run COMMAND until it succeeds, for at most
+# BACKUP_CONNECT_WAIT_SECONDS (120). A new pod's first connections can be refused while
+# the network policy for it is still being programmed, and a server may be restarting.
+wait_for_server() {
+    local what=$1 deadline=$((SECONDS + ${BACKUP_CONNECT_WAIT_SECONDS:-120}))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        [ "$SECONDS" -lt "$deadline" ] || die "$what does not accept connections"
+        sleep 2
+    done
+}
