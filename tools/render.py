@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import re
 import string
 import sys
 import typing
@@ -200,8 +201,35 @@ def _object_order(obj: dict[str, Any]) -> tuple[int, str, str, str]:
 # --- output ------------------------------------------------------------------------------
 
 
+YAML_STYLE: dict[str, Any] = {"sort_keys": True, "default_flow_style": False, "width": 120}
+# libyaml's emitter is about ten times faster than PyYAML's and writes the same bytes for
+# plain and single-quoted scalars, but folds long double-quoted ones differently (same
+# value, other bytes). PyYAML double-quotes exactly the strings holding a line break or a
+# character outside printable ASCII, so an object without such a string takes libyaml and
+# the rest (the ConfigMaps' scripts and config files) keep PyYAML: the output stays byte for
+# byte what PyYAML alone writes (tests/unit/test_render_yaml.py holds it to that).
+FAST_DUMPER: type[yaml.SafeDumper] | None = getattr(yaml, "CSafeDumper", None)
+_PRINTABLE_LINE = re.compile(r"[\x20-\x7e]*")
+
+
 def manifests_yaml(objects: list[dict[str, Any]]) -> str:
-    return "".join("---\n" + yaml.safe_dump(obj, sort_keys=True, default_flow_style=False, width=120) for obj in objects)
+    return "".join("---\n" + object_yaml(obj) for obj in objects)
+
+
+def object_yaml(obj: dict[str, Any]) -> str:
+    dumper = FAST_DUMPER if FAST_DUMPER is not None and _only_printable_lines(obj) else yaml.SafeDumper
+    return yaml.dump(obj, Dumper=dumper, **YAML_STYLE)
+
+
+def _only_printable_lines(value: Any) -> bool:
+    if isinstance(value, str):
+        return _PRINTABLE_LINE.fullmatch(value) is not None
+    if isinstance(value, dict):
+        # PyYAML writes an empty key as a complex key ("? ''"), libyaml as a simple one.
+        return all(key != "" and _only_printable_lines(key) and _only_printable_lines(item) for key, item in value.items())
+    if isinstance(value, list):
+        return all(_only_printable_lines(item) for item in value)
+    return True
 
 
 def write(rendered: Rendered, out: Path) -> None:
