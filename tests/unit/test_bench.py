@@ -27,10 +27,17 @@ def test_a_command_reports_its_time_and_its_own_peak_memory(tmp_path: Path):
     assert sample.programs[python] >= 80 * 1024, sample.programs  # and the watcher saw it by program name
 
 
-def test_the_peak_is_the_commands_own_not_an_earlier_commands(tmp_path: Path):
+def test_the_peak_is_the_commands_own_not_an_earlier_commands_nor_ours(tmp_path: Path):
     measure.run(Command([sys.executable, "-c", "block = bytearray(120 * 1024 * 1024)"], tmp_path))
+    ballast = bytearray(150 * 1024 * 1024)  # our own peak, which a child forked from us would report
     small = measure.run(Command([sys.executable, "-c", "pass"], tmp_path))
-    assert small.peak_rss_kib < 100 * 1024
+    assert ballast and small.peak_rss_kib < 100 * 1024
+
+
+def test_without_gnu_time_the_peak_comes_from_wait4(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(measure, "GNU_TIME", tmp_path / "no-such-time")
+    grow = "block = bytearray(80 * 1024 * 1024)"
+    assert measure.run(Command([sys.executable, "-c", grow], tmp_path)).peak_rss_kib >= 80 * 1024
 
 
 def test_a_failing_command_stops_the_bench_with_its_output(tmp_path: Path):

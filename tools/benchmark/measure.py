@@ -27,8 +27,8 @@ class CommandFailed(RuntimeError):
 @dataclass(frozen=True)
 class Sample:
     seconds: float
-    # ru_maxrss of the command as wait4 reports it: the largest single process of its tree
-    # (children it waited for included), in KiB; 0 when not measured.
+    # The largest single process of the command's tree (children it waited for included),
+    # in KiB, as GNU time reports its child's ru_maxrss; 0 when not measured.
     peak_rss_kib: int = 0
     # Per program of the tree (by executable name): the highest VmHWM seen, in KiB, when
     # the tree was watched. Tells whose memory the peak is (the Python program, the
@@ -45,12 +45,23 @@ class Command:
     watch_tree: bool = False
 
 
+# Why GNU time and not wait4 of our own child: Linux carries a process's peak RSS across
+# exec, so a child forked from this Python reports at least this process's own peak (the
+# whole pytest session's, in a test). GNU time is a 2 MB C program: its child's figure is
+# the command's. Without it the peak is the larger of the command's and ours.
+GNU_TIME = Path("/usr/bin/time")
+
+
 def run(command: Command) -> Sample:
     """Run ``command`` to completion; raise CommandFailed on a non-zero exit."""
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryFile() as log, tempfile.NamedTemporaryFile("r") as peak:
+        argv = list(command.argv)
+        timed_by_gnu = GNU_TIME.is_file()
+        if timed_by_gnu:
+            argv = [str(GNU_TIME), "--quiet", "-o", peak.name, "-f", "%M", "--", *argv]
         start = time.perf_counter()
         process = subprocess.Popen(
-            list(command.argv),
+            argv,
             cwd=command.cwd,
             env=dict(command.env) if command.env is not None else None,
             stdin=subprocess.DEVNULL,
@@ -59,7 +70,7 @@ def run(command: Command) -> Sample:
         )
         killer = threading.Timer(command.timeout, process.kill)
         killer.start()
-        watcher = _TreeWatcher(process.pid) if command.watch_tree else None
+        watcher = _TreeWatcher(process.pid, skip_root=timed_by_gnu) if command.watch_tree else None
         try:
             # wait4, not Popen.wait: only wait4 returns the rusage of this one child.
             _, status, usage = os.wait4(process.pid, 0)
@@ -72,7 +83,8 @@ def run(command: Command) -> Sample:
             log.seek(0)
             tail = log.read()[-4000:].decode(errors="replace")
             raise CommandFailed(f"{' '.join(command.argv)} exited {process.returncode}:\n{tail}")
-    return Sample(seconds, usage.ru_maxrss, programs)
+        reported = peak.read().split()
+    return Sample(seconds, int(reported[-1]) if reported else usage.ru_maxrss, programs)
 
 
 class _TreeWatcher:
@@ -80,8 +92,9 @@ class _TreeWatcher:
     VmHWM never decreases, so the last sample of a process is at most one interval
     short of its true peak."""
 
-    def __init__(self, root: int) -> None:
+    def __init__(self, root: int, skip_root: bool) -> None:
         self._root = root
+        self._skip = {root} if skip_root else set()
         self._peaks: dict[str, int] = {}
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, daemon=True)
@@ -94,7 +107,7 @@ class _TreeWatcher:
 
     def _watch(self) -> None:
         while not self._done.wait(WATCH_INTERVAL_SECONDS):
-            for pid in _descendants(self._root):
+            for pid in set(_descendants(self._root)) - self._skip:
                 name, hwm = _program_and_hwm(pid)
                 if name and hwm > self._peaks.get(name, 0):
                     self._peaks[name] = hwm
