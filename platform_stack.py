@@ -8,12 +8,13 @@ flat camelCase keys, credentials as secret outputs.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.autoscaled_app import AppOutputs, AutoscaledApp, AutoscaledAppArgs
 from components.backups import Backups, BackupsArgs
 from components.credentials import credential
@@ -82,7 +83,7 @@ class Platform:
 def build_platform(settings: PlatformSettings) -> Platform:
     """Register every resource of the stack; return the stack outputs and the flows."""
     provider = _provider(settings)
-    namespace = k8s.core.v1.Namespace(
+    namespace = kube.Namespace(
         "namespace",
         metadata={
             "name": settings.namespace,
@@ -181,8 +182,8 @@ def build_platform(settings: PlatformSettings) -> Platform:
 
     app_secret = _app_secret(settings, in_namespace)
     backend_env += [
-        shapes.env_from_secret("JWT_SECRET", app_secret.metadata.name, "jwt-secret"),
-        shapes.env_from_secret("SESSION_SECRET", app_secret.metadata.name, "session-secret"),
+        shapes.env_from_secret("JWT_SECRET", app_secret.metadata["name"], "jwt-secret"),
+        shapes.env_from_secret("SESSION_SECRET", app_secret.metadata["name"], "session-secret"),
     ]
 
     apps: dict[str, AppOutputs] = {}
@@ -224,9 +225,9 @@ def build_platform(settings: PlatformSettings) -> Platform:
         )
 
     outputs |= {
-        "namespace": namespace.metadata.name,
+        "namespace": namespace.metadata["name"],
         "releaseName": pulumi.Output.from_input(settings.release_name),
-        "appSecretName": app_secret.metadata.name,
+        "appSecretName": app_secret.metadata["name"],
     }
     return Platform(outputs | _outputs_of_disabled_parts(outputs), flows)
 
@@ -306,10 +307,10 @@ def _provider(settings: PlatformSettings) -> k8s.Provider:
     )
 
 
-def _app_secret(settings: PlatformSettings, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+def _app_secret(settings: PlatformSettings, opts: pulumi.ResourceOptions) -> kube.Secret:
     """The backend's signing secrets, generated once unless given with --secret."""
     name = f"{settings.release_name}-app-secrets"
-    return k8s.core.v1.Secret(
+    return kube.Secret(
         "app-secrets",
         metadata=shapes.metadata(name, settings.namespace, shapes.common_labels(settings.release_name, "backend", "secrets")),
         type="Opaque",
@@ -321,10 +322,10 @@ def _app_secret(settings: PlatformSettings, opts: pulumi.ResourceOptions) -> k8s
     )
 
 
-def _external_address(status: object) -> str:
-    ingress = (getattr(getattr(status, "load_balancer", None), "ingress", None) or []) if status else []
-    for entry in ingress:
-        address = getattr(entry, "ip", None) or getattr(entry, "hostname", None)
+def _external_address(status: dict[str, Any] | None) -> str:
+    """The Service's load balancer address from its status (a camelCase dict), else ""."""
+    for entry in ((status or {}).get("loadBalancer") or {}).get("ingress") or []:
+        address = entry.get("ip") or entry.get("hostname")
         if address:
-            return address
+            return str(address)
     return ""
