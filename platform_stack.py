@@ -7,6 +7,8 @@ flat camelCase keys, credentials as secret outputs.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
@@ -82,6 +84,33 @@ class Platform:
 
 def build_platform(settings: PlatformSettings) -> Platform:
     """Register every resource of the stack; return the stack outputs and the flows."""
+    steps = platform_steps(settings)
+    while (platform := next(steps)) is None:
+        pass
+    return platform
+
+
+# How long each pause lets the event loop run: long enough for the registrations made so
+# far to reach the gRPC threads (several loop turns), short against building a system.
+PAUSE_SECONDS = 0.001
+
+
+async def build_platform_yielding(settings: PlatformSettings) -> Platform:
+    """build_platform for the real engine. A Python program's registrations wait on the
+    event loop, which runs only after the program's own code, so without pauses the engine
+    gets nothing until the whole platform is built and only then starts the Kubernetes
+    provider and works through the objects. Pausing after each system sends what is built
+    so far: the engine starts the provider and checks the first systems' objects while
+    Python builds the next ones (on a second core)."""
+    steps = platform_steps(settings)
+    while (platform := next(steps)) is None:
+        await asyncio.sleep(PAUSE_SECONDS)
+    return platform
+
+
+def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # noqa: PLR0915 (one block per system, in order)
+    """The registrations of build_platform: None after each system (a point to pause at),
+    then the Platform."""
     provider = _provider(settings)
     namespace = kube.Namespace(
         "namespace",
@@ -109,6 +138,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
             opts=in_namespace,
         )
         in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace, isolation])
+    yield None
     common = _Placement(
         release=settings.release_name,
         namespace=settings.namespace,
@@ -134,6 +164,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         )
         backend_env += _postgres_env(postgres.outputs)
         outputs |= _postgres_outputs(postgres)
+        yield None
     if settings.redis_cluster.enabled:
         redis = RedisCluster(
             "redis",
@@ -147,6 +178,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         )
         backend_env += _redis_env(redis.outputs)
         outputs |= _redis_outputs(redis)
+        yield None
     if settings.kafka.enabled:
         kafka = KafkaKRaft(
             "kafka",
@@ -163,6 +195,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
             "kafkaBootstrapServers": pulumi.Output.from_input(kafka.outputs.bootstrap_servers),
             "kafkaUiUrl": pulumi.Output.from_input(kafka.outputs.ui_url),
         }
+        yield None
     backups: dict[str, Pods] = {}
     if settings.backup.enabled:
         # Scheduled pg_dump and Redis snapshots, reading the passwords from the Secrets above.
@@ -179,6 +212,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
             ),
             opts=in_namespace,
         ).pods
+        yield None
 
     app_secret = _app_secret(settings, in_namespace)
     backend_env += [
@@ -200,6 +234,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         outputs[f"{app}Host"] = pulumi.Output.from_input(component.outputs.host)
         outputs[f"{app}Port"] = pulumi.Output.from_input(component.outputs.port)
         nginx = component if app == "nginx" else nginx
+        yield None
     if nginx is not None:
         outputs["nginxServiceType"] = pulumi.Output.from_input(nginx.outputs.service_type)
         outputs["nginxExternalAddress"] = nginx.service.status.apply(_external_address)
@@ -229,7 +264,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         "releaseName": pulumi.Output.from_input(settings.release_name),
         "appSecretName": app_secret.metadata["name"],
     }
-    return Platform(outputs | _outputs_of_disabled_parts(outputs), flows)
+    yield Platform(outputs | _outputs_of_disabled_parts(outputs), flows)
 
 
 # --- what each system's outputs mean to the backend and to the stack's consumers -------
