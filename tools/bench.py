@@ -152,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = set(wanted) - set(ROWS)
     if unknown:
         parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    # The commands run as Python runs by default, caching bytecode: the warm-up writes the
+    # cache, as a user's first run does. With PYTHONDONTWRITEBYTECODE the project's own
+    # modules would be compiled from source on every run, and the floors' never are.
+    bytecode_note = "; PYTHONDONTWRITEBYTECODE unset for the commands" if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) else ""
     before = load()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
@@ -162,7 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             rows.append(render_row(base, args.runs))
         if "deploy" in wanted:
             rows += deploy_rows(base, args.runs, args.deploy_stacks.split(","), args.deploy_set, deploy.local_cluster)
-    print(f"machine: {os.cpu_count()} cores, load average {before} before, {load()} after; {args.runs} pairs per row, in turns")
+    print(
+        f"machine: {os.cpu_count()} cores, load average {before} before, {load()} after; "
+        f"{args.runs} pairs per row, in turns{bytecode_note}"
+    )
     print()
     print("\n".join(table(rows)))
     print()
