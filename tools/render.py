@@ -36,6 +36,7 @@ if str(ROOT) not in sys.path:
 
 from settings import PROJECT, PlatformSettings, SettingsError, load_settings  # noqa: E402
 from settings.stack_file import stack_config  # noqa: E402
+from tools.fast_yaml import FastSafeDumper  # noqa: E402
 
 if TYPE_CHECKING:
     import pulumi
@@ -241,7 +242,8 @@ YAML_STYLE: dict[str, Any] = {"sort_keys": True, "default_flow_style": False, "w
 # plain and single-quoted scalars, but folds long double-quoted ones differently (same
 # value, other bytes). PyYAML double-quotes exactly the strings holding a line break or a
 # character outside printable ASCII, so an object without such a string takes libyaml and
-# the rest (the ConfigMaps' scripts and config files) keep PyYAML: the output stays byte for
+# the rest (the ConfigMaps' scripts and config files) keep PyYAML's emitter, in the form of
+# tools/fast_yaml.py (its per-character loops as regex scans): the output stays byte for
 # byte what PyYAML alone writes (tests/unit/test_render_yaml.py holds it to that).
 FAST_DUMPER: type[yaml.SafeDumper] | None = getattr(yaml, "CSafeDumper", None)
 _PRINTABLE_LINE = re.compile(r"[\x20-\x7e]*")
@@ -252,7 +254,7 @@ def manifests_yaml(objects: list[dict[str, Any]]) -> str:
 
 
 def object_yaml(obj: dict[str, Any]) -> str:
-    dumper = FAST_DUMPER if FAST_DUMPER is not None and _only_printable_lines(obj) else yaml.SafeDumper
+    dumper = FAST_DUMPER if FAST_DUMPER is not None and _only_printable_lines(obj) else FastSafeDumper
     return yaml.dump(obj, Dumper=dumper, **YAML_STYLE)
 
 
