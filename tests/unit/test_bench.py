@@ -168,6 +168,13 @@ def test_a_cluster_counts_only_when_its_api_server_answers(tmp_path: Path, monke
         assert "get --raw /readyz" in (state / "calls").read_text()
 
 
+def test_a_warning_kubectl_prints_does_not_break_the_json_it_answers(tmp_path: Path):
+    kubectl = tmp_path / "kubectl"
+    kubectl.write_text('#!/bin/sh\necho "Warning: would violate PodSecurity" >&2\necho \'{"items": []}\'\n')
+    kubectl.chmod(0o755)
+    assert deploy.ClusterKubectl(kubectl, tmp_path / "kubeconfig").json("get", "pods") == {"items": []}
+
+
 def _fake_pulumi(bin_dir: Path, exit_on_up: int = 0) -> Path:
     bin_dir.mkdir()
     log = bin_dir / "calls"

@@ -11,11 +11,13 @@ itself, so after it returns the check passes on its first look.
 
 from __future__ import annotations
 
+import json
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -28,26 +30,53 @@ COMMAND_TIMEOUT_SECONDS = 1800.0
 
 
 class Kubectl(Protocol):
-    """What the row needs of tools.cluster.kube.Kubectl (a fake in the tests)."""
+    """What the row needs of kubectl (ClusterKubectl; a fake in the tests)."""
 
-    kubeconfig: Path
+    @property
+    def kubeconfig(self) -> Path: ...
 
     def __call__(self, *args: str, check: bool = True, input_text: str | None = None, timeout: float = 120) -> str: ...
 
     def json(self, *args: str) -> Any: ...
 
 
+@dataclass(frozen=True)
+class ClusterKubectl:
+    """kubectl with the local cluster's admin kubeconfig. Its own small runner, not
+    tools.cluster.kube's: that one merges stderr into stdout, and a warning kubectl prints
+    (admission, deprecation) would break the JSON the readiness rule reads."""
+
+    binary: Path
+    kubeconfig: Path
+
+    def __call__(self, *args: str, check: bool = True, input_text: str | None = None, timeout: float = 120) -> str:
+        command = [str(self.binary), f"--kubeconfig={self.kubeconfig}", *args]
+        result = subprocess.run(command, input=input_text, capture_output=True, text=True, timeout=timeout, check=False)
+        if check and result.returncode != 0:
+            raise CommandFailed(f"{' '.join(command)} exited {result.returncode}:\n{(result.stdout + result.stderr)[-4000:]}")
+        return result.stdout
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self(*args, "-o", "json"))
+
+    def answers(self) -> bool:
+        try:
+            self("get", "--raw", "/readyz", "--request-timeout=10s", timeout=20)
+        except (CommandFailed, subprocess.TimeoutExpired, OSError):
+            return False
+        return True
+
+
 def local_cluster() -> Kubectl | None:
     """kubectl for the local cluster when it runs (its state file exists and the API
     server answers), else None."""
     from tools.cluster import layout
-    from tools.cluster.kube import Kubectl as ClusterKubectl
 
     state = layout.state_dir()
     if layout.ClusterState.load(state) is None:
         return None
     kubectl = ClusterKubectl(state / "bin" / "kubectl", state / "kubeconfig")
-    return kubectl if kubectl.ok("get", "--raw", "/readyz") else None
+    return kubectl if kubectl.answers() else None
 
 
 class JobFailed(RuntimeError):
