@@ -2,7 +2,7 @@
 
 import pulumi
 
-from platform_stack import build_platform
+from platform_stack import build_platform_yielding
 from settings import SettingsError, from_pulumi_config
 
 try:
@@ -13,5 +13,12 @@ except SettingsError as error:
     # RunError ends the program with its message alone: no traceback for a config mistake.
     raise pulumi.RunError(f"invalid stack config: {len(error.problems)} problem(s), listed above") from None
 
-for key, value in build_platform(settings).outputs.items():
-    pulumi.export(key, value)
+
+async def main() -> pulumi.Inputs:
+    """The platform, built as an async entry point so the engine can start on the first
+    registrations while the rest is still being built; its outputs are the stack's."""
+    platform = await build_platform_yielding(settings)
+    return dict(platform.outputs)
+
+
+pulumi.run(main)

@@ -7,13 +7,16 @@ flat camelCase keys, credentials as secret outputs.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.autoscaled_app import AppOutputs, AutoscaledApp, AutoscaledAppArgs
 from components.backups import Backups, BackupsArgs
 from components.credentials import credential
@@ -81,8 +84,35 @@ class Platform:
 
 def build_platform(settings: PlatformSettings) -> Platform:
     """Register every resource of the stack; return the stack outputs and the flows."""
+    steps = platform_steps(settings)
+    while (platform := next(steps)) is None:
+        pass
+    return platform
+
+
+# How long each pause lets the event loop run: long enough for the registrations made so
+# far to reach the gRPC threads (several loop turns), short against building a system.
+PAUSE_SECONDS = 0.001
+
+
+async def build_platform_yielding(settings: PlatformSettings) -> Platform:
+    """build_platform for the real engine. A Python program's registrations wait on the
+    event loop, which runs only after the program's own code, so without pauses the engine
+    gets nothing until the whole platform is built and only then starts the Kubernetes
+    provider and works through the objects. Pausing after each system sends what is built
+    so far: the engine starts the provider and checks the first systems' objects while
+    Python builds the next ones (on a second core)."""
+    steps = platform_steps(settings)
+    while (platform := next(steps)) is None:
+        await asyncio.sleep(PAUSE_SECONDS)
+    return platform
+
+
+def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # noqa: PLR0915 (one block per system, in order)
+    """The registrations of build_platform: None after each system (a point to pause at),
+    then the Platform."""
     provider = _provider(settings)
-    namespace = k8s.core.v1.Namespace(
+    namespace = kube.Namespace(
         "namespace",
         metadata={
             "name": settings.namespace,
@@ -108,6 +138,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
             opts=in_namespace,
         )
         in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace, isolation])
+    yield None
     common = _Placement(
         release=settings.release_name,
         namespace=settings.namespace,
@@ -133,6 +164,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         )
         backend_env += _postgres_env(postgres.outputs)
         outputs |= _postgres_outputs(postgres)
+        yield None
     if settings.redis_cluster.enabled:
         redis = RedisCluster(
             "redis",
@@ -146,6 +178,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         )
         backend_env += _redis_env(redis.outputs)
         outputs |= _redis_outputs(redis)
+        yield None
     if settings.kafka.enabled:
         kafka = KafkaKRaft(
             "kafka",
@@ -162,6 +195,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
             "kafkaBootstrapServers": pulumi.Output.from_input(kafka.outputs.bootstrap_servers),
             "kafkaUiUrl": pulumi.Output.from_input(kafka.outputs.ui_url),
         }
+        yield None
     backups: dict[str, Pods] = {}
     if settings.backup.enabled:
         # Scheduled pg_dump and Redis snapshots, reading the passwords from the Secrets above.
@@ -178,11 +212,12 @@ def build_platform(settings: PlatformSettings) -> Platform:
             ),
             opts=in_namespace,
         ).pods
+        yield None
 
     app_secret = _app_secret(settings, in_namespace)
     backend_env += [
-        shapes.env_from_secret("JWT_SECRET", app_secret.metadata.name, "jwt-secret"),
-        shapes.env_from_secret("SESSION_SECRET", app_secret.metadata.name, "session-secret"),
+        shapes.env_from_secret("JWT_SECRET", app_secret.metadata["name"], "jwt-secret"),
+        shapes.env_from_secret("SESSION_SECRET", app_secret.metadata["name"], "session-secret"),
     ]
 
     apps: dict[str, AppOutputs] = {}
@@ -199,6 +234,7 @@ def build_platform(settings: PlatformSettings) -> Platform:
         outputs[f"{app}Host"] = pulumi.Output.from_input(component.outputs.host)
         outputs[f"{app}Port"] = pulumi.Output.from_input(component.outputs.port)
         nginx = component if app == "nginx" else nginx
+        yield None
     if nginx is not None:
         outputs["nginxServiceType"] = pulumi.Output.from_input(nginx.outputs.service_type)
         outputs["nginxExternalAddress"] = nginx.service.status.apply(_external_address)
@@ -224,11 +260,11 @@ def build_platform(settings: PlatformSettings) -> Platform:
         )
 
     outputs |= {
-        "namespace": namespace.metadata.name,
+        "namespace": namespace.metadata["name"],
         "releaseName": pulumi.Output.from_input(settings.release_name),
-        "appSecretName": app_secret.metadata.name,
+        "appSecretName": app_secret.metadata["name"],
     }
-    return Platform(outputs | _outputs_of_disabled_parts(outputs), flows)
+    yield Platform(outputs | _outputs_of_disabled_parts(outputs), flows)
 
 
 # --- what each system's outputs mean to the backend and to the stack's consumers -------
@@ -306,10 +342,10 @@ def _provider(settings: PlatformSettings) -> k8s.Provider:
     )
 
 
-def _app_secret(settings: PlatformSettings, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+def _app_secret(settings: PlatformSettings, opts: pulumi.ResourceOptions) -> kube.Secret:
     """The backend's signing secrets, generated once unless given with --secret."""
     name = f"{settings.release_name}-app-secrets"
-    return k8s.core.v1.Secret(
+    return kube.Secret(
         "app-secrets",
         metadata=shapes.metadata(name, settings.namespace, shapes.common_labels(settings.release_name, "backend", "secrets")),
         type="Opaque",
@@ -321,10 +357,10 @@ def _app_secret(settings: PlatformSettings, opts: pulumi.ResourceOptions) -> k8s
     )
 
 
-def _external_address(status: object) -> str:
-    ingress = (getattr(getattr(status, "load_balancer", None), "ingress", None) or []) if status else []
-    for entry in ingress:
-        address = getattr(entry, "ip", None) or getattr(entry, "hostname", None)
+def _external_address(status: dict[str, Any] | None) -> str:
+    """The Service's load balancer address from its status (a camelCase dict), else ""."""
+    for entry in ((status or {}).get("loadBalancer") or {}).get("ingress") or []:
+        address = entry.get("ip") or entry.get("hostname")
         if address:
-            return address
+            return str(address)
     return ""

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.wiring import MetricsEndpoint, Pods
 from settings.apps import AppSettings, ProbeSettings
 
@@ -70,10 +70,10 @@ class AppOutputs:
 class AutoscaledApp(pulumi.ComponentResource):
     """A Deployment whose replica count belongs to its HPA when autoscaling is on."""
 
-    deployment: k8s.apps.v1.Deployment
-    service: k8s.core.v1.Service
-    hpa: k8s.autoscaling.v2.HorizontalPodAutoscaler | None
-    pdb: k8s.policy.v1.PodDisruptionBudget | None
+    deployment: kube.Deployment
+    service: kube.Service
+    hpa: kube.HorizontalPodAutoscaler | None
+    pdb: kube.PodDisruptionBudget | None
     outputs: AppOutputs
 
     def __init__(self, name: str, args: AutoscaledAppArgs, opts: pulumi.ResourceOptions | None = None):
@@ -86,13 +86,13 @@ class AutoscaledApp(pulumi.ComponentResource):
         labels = shapes.common_labels(args.release, args.app, args.app)
 
         spec = _deployment_spec(args, full_name, selector, labels)
-        self.deployment = k8s.apps.v1.Deployment(
+        self.deployment = kube.Deployment(
             f"{name}-deployment",
             metadata=shapes.metadata(full_name, args.namespace, labels, _checkov_skips(args, spec)),
             spec=spec,
             opts=child,
         )
-        self.service = k8s.core.v1.Service(
+        self.service = kube.Service(
             f"{name}-service",
             metadata=shapes.metadata(full_name, args.namespace, labels, _service_annotations(settings)),
             spec=_service_spec(settings, selector),
@@ -100,7 +100,7 @@ class AutoscaledApp(pulumi.ComponentResource):
         )
         self.hpa = None
         if settings.autoscaling.enabled:
-            self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            self.hpa = kube.HorizontalPodAutoscaler(
                 f"{name}-hpa",
                 metadata=shapes.metadata(names.hpa, args.namespace, labels),
                 spec=_hpa_spec(settings, full_name),

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.postgres_ha import PostgresOutputs
 from components.redis_cluster import RedisOutputs
 from components.wiring import ClientImage, Pods
@@ -87,8 +87,8 @@ class Backups(pulumi.ComponentResource):
 
     files: dict[str, str]
     """The scripts in the ConfigMap, as rendered."""
-    cron_jobs: dict[str, k8s.batch.v1.CronJob]
-    claims: dict[str, k8s.core.v1.PersistentVolumeClaim]
+    cron_jobs: dict[str, kube.CronJob]
+    claims: dict[str, kube.PersistentVolumeClaim]
     pods: dict[str, Pods]
     """The pods of each backup that runs, by system ("postgres", "redis")."""
 
@@ -105,7 +105,7 @@ class Backups(pulumi.ComponentResource):
 
         config_map = None
         if plans:
-            config_map = k8s.core.v1.ConfigMap(
+            config_map = kube.ConfigMap(
                 f"{name}-scripts",
                 metadata=shapes.metadata(names.scripts, args.namespace, shapes.common_labels(args.release, "backup", "backup")),
                 data=self.files,
@@ -115,7 +115,7 @@ class Backups(pulumi.ComponentResource):
             labels = shapes.common_labels(args.release, f"backup-{plan.system}", "backup")
             depends: list[pulumi.Resource] = [config_map] if config_map else []
             if settings.destination == "pvc":
-                claim = k8s.core.v1.PersistentVolumeClaim(
+                claim = kube.PersistentVolumeClaim(
                     f"{name}-{plan.system}-claim",
                     metadata=shapes.metadata(names.claim(plan.system), args.namespace, labels),
                     spec=shapes.claim_spec(plan.volume_size, settings.storage_class or args.storage_class),
@@ -125,7 +125,7 @@ class Backups(pulumi.ComponentResource):
                 )
                 self.claims[plan.system] = claim
                 depends.append(claim)
-            self.cron_jobs[plan.system] = k8s.batch.v1.CronJob(
+            self.cron_jobs[plan.system] = kube.CronJob(
                 f"{name}-{plan.system}",
                 metadata=shapes.metadata(names.cron_job(plan.system), args.namespace, labels, _checkov_skips(plan)),
                 spec=_cron_job_spec(args, names, plan, labels, self.files),

@@ -3,7 +3,7 @@ spreading, PDBs, probes, env from Secrets, checksums. Every component builds the
 shapes through here, so a rule (say, the restricted security context) lives once.
 
 Objects are plain dicts in Kubernetes' own camelCase, the shape a reviewer sees in the
-rendered manifests; pulumi_kubernetes accepts them as inputs unchanged.
+rendered manifests; components/kube_objects.py registers them unchanged.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
+from components import kube_objects as kube
 from components.wiring import Obj, SecretKeyRef
 from settings.base import PersistenceSettings
 
@@ -171,10 +171,10 @@ def pod_disruption_budget(
     selector: Mapping[str, str],
     max_unavailable: int,
     opts: pulumi.ResourceOptions,
-) -> k8s.policy.v1.PodDisruptionBudget:
+) -> kube.PodDisruptionBudget:
     """A PDB by ``maxUnavailable``: unlike ``minAvailable`` it keeps meaning the same
     thing when the replica count changes, and never blocks every drain."""
-    return k8s.policy.v1.PodDisruptionBudget(
+    return kube.PodDisruptionBudget(
         resource_name,
         metadata=metadata(name, namespace, labels),
         spec={

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-import pulumi_kubernetes as k8s
 import pulumi_random as random
 from pydantic import SecretStr
 
 from components import k8s as shapes
 from components import kafka_tools
+from components import kube_objects as kube
 from components.kafka_topology import (
     BROKER_ID_OFFSET,
     BROKER_PORT,
@@ -103,7 +103,7 @@ class KafkaKRaft(pulumi.ComponentResource):
         )
         self.cluster_id = _cluster_id(f"{name}-cluster-id", settings.cluster_id, parent=self)
         secret_name = names.kraft_secret
-        self.kraft_secret = k8s.core.v1.Secret(
+        self.kraft_secret = kube.Secret(
             f"{name}-kraft-secret",
             metadata=shapes.metadata(secret_name, args.namespace, shapes.common_labels(args.release, "kafka", "kraft")),
             type="Opaque",
@@ -111,26 +111,26 @@ class KafkaKRaft(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.config_maps: dict[str, k8s.core.v1.ConfigMap] = {}
-        self.headless_services: dict[str, k8s.core.v1.Service] = {}
-        self.stateful_sets: dict[str, k8s.apps.v1.StatefulSet] = {}
-        self.pdbs: dict[str, k8s.policy.v1.PodDisruptionBudget] = {}
+        self.config_maps: dict[str, kube.ConfigMap] = {}
+        self.headless_services: dict[str, kube.Service] = {}
+        self.stateful_sets: dict[str, kube.StatefulSet] = {}
+        self.pdbs: dict[str, kube.PodDisruptionBudget] = {}
         for role in roles:
             prefix = f"{name}-{role.kind}"
             data = {"server.properties": render_properties(role.kind, settings, voters), "entrypoint.sh": _file("entrypoint.sh")}
-            self.config_maps[role.kind] = k8s.core.v1.ConfigMap(
+            self.config_maps[role.kind] = kube.ConfigMap(
                 f"{prefix}-config",
                 metadata=shapes.metadata(f"{role.name}-config", args.namespace, role.labels),
                 data=data,
                 opts=child,
             )
-            self.headless_services[role.kind] = k8s.core.v1.Service(
+            self.headless_services[role.kind] = kube.Service(
                 f"{prefix}-headless",
                 metadata=shapes.metadata(role.headless, args.namespace, role.labels),
                 spec=_headless_spec(role),
                 opts=child,
             )
-            self.stateful_sets[role.kind] = k8s.apps.v1.StatefulSet(
+            self.stateful_sets[role.kind] = kube.StatefulSet(
                 f"{prefix}-statefulset",
                 metadata=shapes.metadata(role.name, args.namespace, role.labels, shapes.checkov_skips(_CHECKOV_SKIPS)),
                 spec=_stateful_set_spec(args, role, secret_name, shapes.checksum(*(data[key] for key in sorted(data)))),
@@ -151,7 +151,7 @@ class KafkaKRaft(pulumi.ComponentResource):
                 )
 
         brokers = clients(roles)
-        self.client_service = k8s.core.v1.Service(
+        self.client_service = kube.Service(
             f"{name}-client-service",
             metadata=shapes.metadata(names.client_service, args.namespace, brokers.labels),
             spec={
@@ -163,11 +163,11 @@ class KafkaKRaft(pulumi.ComponentResource):
         )
         bootstrap = names.bootstrap_servers
 
-        self.exporter: k8s.apps.v1.Deployment | None = None
+        self.exporter: kube.Deployment | None = None
         if settings.exporter.enabled:
             # kafka-exporter exits until a broker answers: start it after the brokers are Ready
             self.exporter = kafka_tools.exporter(self, name, args, names, bootstrap, after=list(self.stateful_sets.values()))
-        self.ui: k8s.apps.v1.Deployment | None = None
+        self.ui: kube.Deployment | None = None
         if settings.ui.enabled:
             self.ui = kafka_tools.ui(self, name, args, names, bootstrap)
 

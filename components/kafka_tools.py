@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.credentials import credential
 from components.kafka_topology import EXPORTER_PORT, UI_PORT, KafkaNames, heap_mib
 
@@ -31,7 +31,7 @@ def exporter(
     bootstrap: str,
     *,
     after: Sequence[pulumi.Resource] = (),
-) -> k8s.apps.v1.Deployment:
+) -> kube.Deployment:
     """kafka-exporter: topic, partition and consumer-group lag metrics on :9308, created
     ``after`` the brokers (it exits until one answers)."""
     child = pulumi.ResourceOptions(parent=parent, depends_on=list(after))
@@ -50,7 +50,7 @@ def exporter(
         "livenessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=30, period=20, timeout=5, failures=3),
         "securityContext": shapes.container_security_context(),
     }
-    deployment = k8s.apps.v1.Deployment(
+    deployment = kube.Deployment(
         f"{name}-exporter",
         metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(shapes.PINNED_IMAGE_SKIPS)),
         spec={
@@ -63,7 +63,7 @@ def exporter(
         },
         opts=child,
     )
-    k8s.core.v1.Service(
+    kube.Service(
         f"{name}-exporter-service",
         metadata=shapes.metadata(
             full_name,
@@ -81,7 +81,7 @@ def exporter(
     return deployment
 
 
-def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNames, bootstrap: str) -> k8s.apps.v1.Deployment:
+def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNames, bootstrap: str) -> kube.Deployment:
     """Kafka UI: read-only, login form, credentials from a Secret, no dynamic config."""
     child = pulumi.ResourceOptions(parent=parent)
     wanted = args.settings.ui
@@ -90,7 +90,7 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
     selector = shapes.selector_labels(args.release, "kafka-ui")
     labels = shapes.common_labels(args.release, "kafka-ui", "ui")
     password = credential("kafka-ui-password", args.ui_password, parent=parent)
-    auth = k8s.core.v1.Secret(
+    auth = kube.Secret(
         f"{name}-ui-auth",
         metadata=shapes.metadata(f"{full_name}-auth", args.namespace, labels),
         type="Opaque",
@@ -104,8 +104,8 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
         shapes.env_value("KAFKA_CLUSTERS_0_READONLY", "true"),
         shapes.env_value("DYNAMIC_CONFIG_ENABLED", "false"),
         shapes.env_value("AUTH_TYPE", "LOGIN_FORM"),
-        shapes.env_from_secret("SPRING_SECURITY_USER_NAME", auth.metadata.name, "username"),
-        shapes.env_from_secret("SPRING_SECURITY_USER_PASSWORD", auth.metadata.name, "password"),
+        shapes.env_from_secret("SPRING_SECURITY_USER_NAME", auth.metadata["name"], "username"),
+        shapes.env_from_secret("SPRING_SECURITY_USER_PASSWORD", auth.metadata["name"], "password"),
         shapes.env_value("JAVA_OPTS", f"-Xmx{heap_mib(wanted.resources)}m -Djava.io.tmpdir=/tmp"),
     ]
     container: shapes.Obj = {
@@ -123,7 +123,7 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
     }
     pod = _plain_pod(args, container, run_as_user=UI_UID)
     pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
-    deployment = k8s.apps.v1.Deployment(
+    deployment = kube.Deployment(
         f"{name}-ui",
         metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(_UI_CHECKOV_SKIPS)),
         spec={
@@ -136,7 +136,7 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
         },
         opts=child,
     )
-    k8s.core.v1.Service(
+    kube.Service(
         f"{name}-ui-service",
         metadata=shapes.metadata(full_name, args.namespace, labels),
         spec={

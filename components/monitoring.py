@@ -28,6 +28,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.alert_rules import Rule
 from components.wiring import MetricsEndpoint
 from settings.monitoring import MonitoringSettings
@@ -53,7 +54,7 @@ class Monitoring(pulumi.ComponentResource):
 
     service_monitors: dict[str, k8s.apiextensions.CustomResource]
     prometheus_rules: dict[str, k8s.apiextensions.CustomResource]
-    dashboards: dict[str, k8s.core.v1.ConfigMap]
+    dashboards: dict[str, kube.ConfigMap]
 
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:Monitoring", name, {}, opts)
@@ -95,7 +96,7 @@ class Monitoring(pulumi.ComponentResource):
             board_settings = monitoring.dashboards
             jobs = {endpoint.system: endpoint.service for endpoint in args.endpoints}
             for system, text in render_dashboards(release, namespace, jobs, args.backend_service).items():
-                self.dashboards[system] = k8s.core.v1.ConfigMap(
+                self.dashboards[system] = kube.ConfigMap(
                     f"{name}-{system}-dashboard",
                     metadata=shapes.metadata(
                         f"{release}-{system}-dashboard",

@@ -29,9 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.wiring import Pods
 from settings.network_policy import NetworkPolicySettings
 
@@ -89,12 +89,12 @@ class NamespaceIsolationArgs:
 class NamespaceIsolation(pulumi.ComponentResource):
     """Default deny for every pod of the namespace, and cluster DNS for all of them."""
 
-    policies: list[k8s.networking.v1.NetworkPolicy]
+    policies: list[kube.NetworkPolicy]
 
     def __init__(self, name: str, args: NamespaceIsolationArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:NamespaceIsolation", name, {}, opts)
         self.policies = _policies(name, baseline_objects(args.release, args.namespace, args.settings), self)
-        self.register_outputs({"policyNames": [policy.metadata.name for policy in self.policies]})
+        self.register_outputs({"policyNames": [policy.metadata["name"] for policy in self.policies]})
 
 
 @dataclass(frozen=True)
@@ -109,14 +109,14 @@ class PlatformNetworkPoliciesArgs:
 class PlatformNetworkPolicies(pulumi.ComponentResource):
     """One NetworkPolicy per group of pods, allowing exactly the flows of the table."""
 
-    policies: list[k8s.networking.v1.NetworkPolicy]
+    policies: list[kube.NetworkPolicy]
     flows: list[Flow]
 
     def __init__(self, name: str, args: PlatformNetworkPoliciesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("ai-infra:index:PlatformNetworkPolicies", name, {}, opts)
         self.flows = list(args.flows)
         self.policies = _policies(name, group_objects(args), self)
-        self.register_outputs({"policyNames": [policy.metadata.name for policy in self.policies]})
+        self.register_outputs({"policyNames": [policy.metadata["name"] for policy in self.policies]})
 
 
 def policy_objects(args: PlatformNetworkPoliciesArgs) -> list[shapes.Obj]:
@@ -180,9 +180,9 @@ def group_objects(args: PlatformNetworkPoliciesArgs) -> list[shapes.Obj]:
 # --- private builders --------------------------------------------------------------------
 
 
-def _policies(name: str, specs: list[shapes.Obj], parent: pulumi.Resource) -> list[k8s.networking.v1.NetworkPolicy]:
+def _policies(name: str, specs: list[shapes.Obj], parent: pulumi.Resource) -> list[kube.NetworkPolicy]:
     return [
-        k8s.networking.v1.NetworkPolicy(
+        kube.NetworkPolicy(
             f"{name}-{spec['metadata']['name']}",
             metadata=spec["metadata"],
             spec=spec["spec"],

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.credentials import credential
 from components.wiring import ClientImage, MetricsEndpoint, Pods, SecretKeyRef
 from settings.postgres import PatroniSettings
@@ -135,8 +135,8 @@ class PostgresOutputs:
 class PostgresHA(pulumi.ComponentResource):
     """A Patroni cluster of ``patroni.replicaCount`` PostgreSQL members."""
 
-    statefulset: k8s.apps.v1.StatefulSet
-    secret: k8s.core.v1.Secret
+    statefulset: kube.StatefulSet
+    secret: kube.Secret
     files: dict[str, str]
     """The files in the ConfigMap (patroni.yml, post-bootstrap.sh), as rendered."""
     outputs: PostgresOutputs
@@ -152,18 +152,18 @@ class PostgresHA(pulumi.ComponentResource):
         labels = shapes.common_labels(args.release, APP, "database")
         pod_labels = {**labels, SCOPE_LABEL: names.scope}
 
-        self.service_account = k8s.core.v1.ServiceAccount(
+        self.service_account = kube.ServiceAccount(
             f"{name}-service-account",
             metadata=shapes.metadata(names.service_account, args.namespace, labels),
             opts=child,
         )
-        self.role = k8s.rbac.v1.Role(
+        self.role = kube.Role(
             f"{name}-role",
             metadata=shapes.metadata(names.service_account, args.namespace, labels),
             rules=ROLE_RULES,
             opts=child,
         )
-        self.role_binding = k8s.rbac.v1.RoleBinding(
+        self.role_binding = kube.RoleBinding(
             f"{name}-role-binding",
             metadata=shapes.metadata(names.service_account, args.namespace, labels),
             role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.service_account},
@@ -177,7 +177,7 @@ class PostgresHA(pulumi.ComponentResource):
             "rewind-password": credential(f"{name}-rewind-password", None, parent=self),
             "app-password": credential(f"{name}-app-password", None, parent=self),
         }
-        self.secret = k8s.core.v1.Secret(
+        self.secret = kube.Secret(
             f"{name}-secret",
             metadata=shapes.metadata(names.secret, args.namespace, labels),
             type="Opaque",
@@ -186,14 +186,14 @@ class PostgresHA(pulumi.ComponentResource):
         )
 
         self.files = render_files(settings, names, labels=selector)
-        self.config_map = k8s.core.v1.ConfigMap(
+        self.config_map = kube.ConfigMap(
             f"{name}-files",
             metadata=shapes.metadata(names.files, args.namespace, labels),
             data=self.files,
             opts=child,
         )
 
-        self.headless_service = k8s.core.v1.Service(
+        self.headless_service = kube.Service(
             f"{name}-headless-service",
             metadata=shapes.metadata(names.headless_service, args.namespace, labels),
             spec={
@@ -205,7 +205,7 @@ class PostgresHA(pulumi.ComponentResource):
             },
             opts=child,
         )
-        self.primary_service = k8s.core.v1.Service(
+        self.primary_service = kube.Service(
             f"{name}-primary-service",
             metadata=shapes.metadata(names.primary_service, args.namespace, labels),
             spec={
@@ -215,7 +215,7 @@ class PostgresHA(pulumi.ComponentResource):
             },
             opts=child,
         )
-        self.replica_service = k8s.core.v1.Service(
+        self.replica_service = kube.Service(
             f"{name}-replica-service",
             metadata=shapes.metadata(names.replica_service, args.namespace, labels),
             spec={
@@ -226,7 +226,7 @@ class PostgresHA(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.statefulset = k8s.apps.v1.StatefulSet(
+        self.statefulset = kube.StatefulSet(
             f"{name}-statefulset",
             metadata=shapes.metadata(names.statefulset, args.namespace, labels, _checkov_skips(settings)),
             spec=_statefulset_spec(args, names, selector, pod_labels, self.files),
@@ -246,7 +246,7 @@ class PostgresHA(pulumi.ComponentResource):
             )
 
         primary_host = names.host(names.primary_service)
-        secret_name = self.secret.metadata.name
+        secret_name = self.secret.metadata["name"]
         self.app_password = pulumi.Output.secret(passwords["app-password"])
         self.outputs = PostgresOutputs(
             names=names,

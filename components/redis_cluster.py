@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
-import pulumi_kubernetes as k8s
 from pydantic import SecretStr
 
 from components import k8s as shapes
+from components import kube_objects as kube
 from components.credentials import credential
 from components.wiring import ClientImage, MetricsEndpoint, Pods, SecretKeyRef
 from settings.redis import RedisClusterSettings
@@ -133,14 +133,14 @@ class RedisOutputs:
 class RedisCluster(pulumi.ComponentResource):
     """Redis Cluster: Secret, ConfigMap, Services, StatefulSet, PDB and the two Jobs."""
 
-    secret: k8s.core.v1.Secret
-    config_map: k8s.core.v1.ConfigMap
-    headless_service: k8s.core.v1.Service
-    client_service: k8s.core.v1.Service
-    stateful_set: k8s.apps.v1.StatefulSet
-    preflight_job: k8s.batch.v1.Job
-    reconcile_job: k8s.batch.v1.Job
-    pdb: k8s.policy.v1.PodDisruptionBudget | None
+    secret: kube.Secret
+    config_map: kube.ConfigMap
+    headless_service: kube.Service
+    client_service: kube.Service
+    stateful_set: kube.StatefulSet
+    preflight_job: kube.Job
+    reconcile_job: kube.Job
+    pdb: kube.PodDisruptionBudget | None
     password: pulumi.Output[str]
     """The password (secret), for consumers outside the cluster."""
     outputs: RedisOutputs
@@ -159,7 +159,7 @@ class RedisCluster(pulumi.ComponentResource):
         job_selector = shapes.selector_labels(args.release, JOB_NAME)
 
         self.password = credential(f"{name}-password", args.password, parent=self)
-        self.secret = k8s.core.v1.Secret(
+        self.secret = kube.Secret(
             f"{name}-secret",
             metadata=shapes.metadata(names.secret, args.namespace, labels),
             type="Opaque",
@@ -167,19 +167,19 @@ class RedisCluster(pulumi.ComponentResource):
             opts=child,
         )
         files = render_files(settings)
-        self.config_map = k8s.core.v1.ConfigMap(
+        self.config_map = kube.ConfigMap(
             f"{name}-config",
             metadata=shapes.metadata(names.config, args.namespace, labels),
             data=files,
             opts=child,
         )
-        self.headless_service = k8s.core.v1.Service(
+        self.headless_service = kube.Service(
             f"{name}-headless",
             metadata=shapes.metadata(names.headless, args.namespace, labels),
             spec=_headless_spec(settings, selector),
             opts=child,
         )
-        self.client_service = k8s.core.v1.Service(
+        self.client_service = kube.Service(
             f"{name}-service",
             metadata=shapes.metadata(names.full, args.namespace, labels),
             spec={
@@ -190,7 +190,7 @@ class RedisCluster(pulumi.ComponentResource):
             opts=child,
         )
         if settings.exporter.enabled:
-            k8s.core.v1.Service(
+            kube.Service(
                 f"{name}-metrics",
                 metadata=shapes.metadata(
                     names.metrics,
@@ -207,7 +207,7 @@ class RedisCluster(pulumi.ComponentResource):
             )
 
         job_env = _job_env(args, names)
-        self.preflight_job = k8s.batch.v1.Job(
+        self.preflight_job = kube.Job(
             f"{name}-preflight",
             metadata=shapes.metadata(
                 names.job("preflight", settings), args.namespace, _job_labels(args, "preflight"), _job_annotations()
@@ -223,7 +223,7 @@ class RedisCluster(pulumi.ComponentResource):
         }
         # The StatefulSet changes only after the preflight Job has taken the nodes a
         # shrink deletes out of the cluster.
-        self.stateful_set = k8s.apps.v1.StatefulSet(
+        self.stateful_set = kube.StatefulSet(
             f"{name}-statefulset",
             metadata=shapes.metadata(names.full, args.namespace, labels, shapes.checkov_skips(_CHECKOV_SKIPS)),
             spec=_stateful_set_spec(args, names, selector, labels, rollout),
@@ -233,7 +233,7 @@ class RedisCluster(pulumi.ComponentResource):
         )
         # Not depending on the StatefulSet: its readiness needs the cluster this Job
         # creates (a deadlock otherwise). The Job waits for every pod itself.
-        self.reconcile_job = k8s.batch.v1.Job(
+        self.reconcile_job = kube.Job(
             f"{name}-reconcile",
             metadata=shapes.metadata(
                 names.job("reconcile", settings), args.namespace, _job_labels(args, "reconcile"), _job_annotations()
@@ -262,7 +262,7 @@ class RedisCluster(pulumi.ComponentResource):
             seed_host=names.client_host,
             port=settings.port,
             bus_port=settings.port + BUS_PORT_OFFSET,
-            password=SecretKeyRef(self.secret.metadata.name, PASSWORD_KEY),
+            password=SecretKeyRef(self.secret.metadata["name"], PASSWORD_KEY),
             client_image=ClientImage(settings.image.reference, settings.image.pull_policy, REDIS_UID),
             pods=Pods("redis-cluster", selector),
             job_pods=Pods("redis-cluster-jobs", job_selector),

@@ -1,69 +1,182 @@
 #!/usr/bin/env python3
-"""`make bench`: wall time of the offline render for dev and prod, beside the floor
-every render pays (importing pulumi and pulumi_kubernetes), and the resource counts.
+"""`make bench`: what users wait on, each as a ratio to the floor it cannot beat, as a
+Markdown table.
 
-Each figure is the median of several runs in a fresh interpreter, as a user (or CI)
-pays it. Printed as a Markdown table.
+    preview  `pulumi preview --stack prod` on a fresh stack, real engine, no cluster
+             vs the same engine previewing a one-Namespace program with the same provider
+    render   `tools/render.py --stack prod` vs `python -c "import pulumi, pulumi_kubernetes"`
+    deploy   `pulumi up --stack S` until every pod is Ready on the local cluster vs
+             `kubectl apply --server-side` of the same rendered objects + the same wait,
+             each in a fresh namespace (skipped when tools/cluster runs no cluster)
+
+Each row: one untimed warm-up of both sides, then --runs pairs run in turns (A B A B ...);
+times are median (min-max) and each ratio is one program run over the floor run beside it.
+Peak RSS is the largest process of the command's tree (wait4); for preview also per program.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import os
 import subprocess
 import sys
 import tempfile
-import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
 
-FLOOR = "import pulumi, pulumi_kubernetes"
-# pulumi_kubernetes loads its API groups lazily; these are the ones the program touches.
-API_FLOOR = (
-    "import pulumi, pulumi_random, pulumi_kubernetes as k; "
-    "k.core.v1, k.apps.v1, k.autoscaling.v2, k.policy.v1, k.rbac.v1, k.batch.v1"
-)
+from tools.benchmark import deploy, measure  # noqa: E402
+from tools.benchmark.measure import Command, Pairs, Sample, Spread  # noqa: E402
+from tools.benchmark.preview import PreviewBench  # noqa: E402
+
+IMPORT_FLOOR = "import pulumi, pulumi_kubernetes"
 COUNT = """
 import json, sys
 sys.path.insert(0, {root!r})
 from tools.render import render
 r = render({stack!r})
-print(json.dumps({{"objects": len(r.objects), "resources": sum(r.resource_types.values()), "types": r.resource_types}}))
+print(json.dumps({{"objects": len(r.objects), "resources": sum(r.resource_types.values())}}))
 """
+ROWS = ("preview", "render", "deploy")
 
 
-def wall(command: list[str], runs: int) -> list[float]:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, timeout=600)
-        times.append(time.perf_counter() - start)
-    return times
+@dataclass(frozen=True)
+class Row:
+    figure: str
+    goal: str
+    pairs: Pairs | None  # None: skipped
+    why_skipped: str = ""
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
-    python = sys.executable
-    rows = [
-        ("bare `import pulumi, pulumi_kubernetes` (floor)", wall([python, "-c", FLOOR], args.runs), "", ""),
-        ("import + the API groups the program uses", wall([python, "-c", API_FLOOR], args.runs), "", ""),
+def preview_row(base: Path, runs: int) -> Row:
+    bench = PreviewBench(base)
+    pairs = measure.interleave(lambda: measure.run(bench.program()), lambda: measure.run(bench.floor()), runs)
+    return Row("`pulumi preview --stack prod`, fresh stack, vs the engine previewing one Namespace", "<= 1.5x", pairs)
+
+
+def render_row(base: Path, runs: int) -> Row:
+    render = Command([sys.executable, "tools/render.py", "--stack", "prod", "--out", str(base / "render")], ROOT)
+    floor = Command([sys.executable, "-c", IMPORT_FLOOR], ROOT)
+    pairs = measure.interleave(lambda: measure.run(render), lambda: measure.run(floor), runs)
+    return Row(f'`tools/render.py --stack prod` vs `python -c "{IMPORT_FLOOR}"`', "<= 2x", pairs)
+
+
+def deploy_rows(
+    base: Path, runs: int, stacks: Sequence[str], overrides: Sequence[str], cluster: Callable[[], deploy.Kubectl | None]
+) -> list[Row]:
+    kubectl = cluster()
+    rows = []
+    for stack in stacks:
+        figure = f"`pulumi up --stack {stack}` to every pod Ready vs `kubectl apply --server-side` + the same wait"
+        if kubectl is None:
+            rows.append(Row(figure, "<= 1.2x", None, "skipped: no cluster"))
+            continue
+        bench = deploy.DeployBench(base / f"deploy-{stack}", kubectl, stack, overrides)
+        # No warm-up: each run is a full deploy, and none of them starts warm.
+        rows.append(Row(figure, "<= 1.2x", measure.interleave(bench.program, bench.floor, runs, warmup=False)))
+    return rows
+
+
+def _spread(spread: Spread, unit: str = "") -> str:
+    return f"{spread.median:.2f}{unit} ({spread.low:.2f}-{spread.high:.2f})"
+
+
+def _mib(samples: Sequence[Sample]) -> str:
+    peak = max(sample.peak_rss_kib for sample in samples)
+    return f"{peak / 1024:.0f}" if peak else "-"
+
+
+def table(rows: Sequence[Row]) -> list[str]:
+    lines = [
+        "| figure | this program, s | floor, s | ratio, pair by pair | goal | peak RSS MiB, program / floor |",
+        "|---|---|---|---|---|---|",
     ]
-    with tempfile.TemporaryDirectory() as out:
-        for stack in ("dev", "prod"):
-            times = wall([python, "tools/render.py", "--stack", stack, "--out", f"{out}/{stack}"], args.runs)
-            counted = subprocess.run(
-                [python, "-c", COUNT.format(root=str(ROOT), stack=stack)], check=True, capture_output=True, text=True, cwd=ROOT
-            )
-            counts = json.loads(counted.stdout)
-            rows.append((f"render {stack}", times, str(counts["objects"]), str(counts["resources"])))
-    print(f"| what | median wall time (s, {args.runs} runs) | min | max | Kubernetes objects | Pulumi resources |")
-    print("|---|---|---|---|---|---|")
-    for name, times, objects, resources in rows:
-        print(f"| {name} | {statistics.median(times):.3f} | {min(times):.3f} | {max(times):.3f} | {objects} | {resources} |")
+    for row in rows:
+        if row.pairs is None:
+            lines.append(f"| {row.figure} | {row.why_skipped} | | | {row.goal} | |")
+            continue
+        program = Spread.of(sample.seconds for sample in row.pairs.program)
+        floor = Spread.of(sample.seconds for sample in row.pairs.floor)
+        memory = f"{_mib(row.pairs.program)} / {_mib(row.pairs.floor)}"
+        ratio = _spread(Spread.of(row.pairs.ratios), "x")
+        lines.append(f"| {row.figure} | {_spread(program)} | {_spread(floor)} | {ratio} | {row.goal} | {memory} |")
+    return lines
+
+
+def per_program_memory(row: Row) -> str:
+    """The preview's peak RSS per program of the engine's process tree."""
+    assert row.pairs is not None
+    program: dict[str, int] = {}
+    floor: dict[str, int] = {}
+    for peaks, samples in ((program, row.pairs.program), (floor, row.pairs.floor)):
+        for sample in samples:
+            for name, kib in sample.programs.items():
+                peaks[name] = max(peaks.get(name, 0), kib)
+    names = sorted(set(program) | set(floor), key=lambda name: -program.get(name, 0))
+    parts = [f"{name} {program.get(name, 0) / 1024:.0f} / {floor.get(name, 0) / 1024:.0f}" for name in names]
+    return "preview peak RSS per program, MiB, program / floor: " + ", ".join(parts)
+
+
+def load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def counts(stack: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT.format(root=str(ROOT), stack=stack)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    found = json.loads(result.stdout)
+    return f"{stack}: {found['objects']} Kubernetes objects, {found['resources']} Pulumi resources"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5, help="pairs per row (default 5)")
+    parser.add_argument("--rows", default=",".join(ROWS), help=f"comma-separated subset of {','.join(ROWS)}")
+    parser.add_argument("--deploy-stacks", default="dev,prod", help="stacks the deploy row deploys (default dev,prod)")
+    parser.add_argument(
+        "--deploy-set", action="append", default=[], metavar="KEY=VALUE", help="config for both sides of the deploy row"
+    )
+    args = parser.parse_args(argv)
+    wanted = args.rows.split(",")
+    unknown = set(wanted) - set(ROWS)
+    if unknown:
+        parser.error(f"unknown rows: {', '.join(sorted(unknown))}")
+    # The commands run as Python runs by default, caching bytecode: the warm-up writes the
+    # cache, as a user's first run does. With PYTHONDONTWRITEBYTECODE the project's own
+    # modules would be compiled from source on every run, and the floors' never are.
+    bytecode_note = "; PYTHONDONTWRITEBYTECODE unset for the commands" if os.environ.pop("PYTHONDONTWRITEBYTECODE", None) else ""
+    before = load()
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        base = Path(scratch)
+        if "preview" in wanted:
+            rows.append(preview_row(base / "preview", args.runs))
+        if "render" in wanted:
+            rows.append(render_row(base, args.runs))
+        if "deploy" in wanted:
+            rows += deploy_rows(base, args.runs, args.deploy_stacks.split(","), args.deploy_set, deploy.local_cluster)
+    print(
+        f"machine: {os.cpu_count()} cores, load average {before} before, {load()} after; "
+        f"{args.runs} pairs per row, in turns{bytecode_note}"
+    )
+    print()
+    print("\n".join(table(rows)))
+    print()
+    for row in rows:
+        if row.pairs is not None and any(sample.programs for sample in row.pairs.program):
+            print(per_program_memory(row))
+    print("; ".join(counts(stack) for stack in ("dev", "prod")))
     return 0
 
 

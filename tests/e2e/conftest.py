@@ -4,8 +4,6 @@ toolchain from tools/toolchain.sh, no network. Every command is bounded in time.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -18,34 +16,16 @@ import yaml
 
 from components.k8s import CREDENTIALS_CHECKSUM
 from settings import RENDER_DIR_ENV
-from settings.stack_file import portable_document
-from tests.conftest import ROOT
+from tools import engine_project
 
 COMMAND_TIMEOUT = 600
-# What the copy of the project needs; state, renders and caches stay behind. The stack
-# files are copied as a fresh clone has them (stack_file.portable_document): a salt or an
-# encrypted value the user's own backend wrote into them would not open in this backend.
-STACK_FILES = ["Pulumi.dev.yaml", "Pulumi.prod.yaml"]
-PROJECT_FILES = [
-    "Pulumi.yaml",
-    "__main__.py",
-    "platform_stack.py",
-    "platform_flows.py",
-    "platform_monitoring.py",
-    "requirements.txt",
-    "settings",
-    "components",
-    "examples",
-]
 
 
 def toolchain_bin() -> Path:
-    result = subprocess.run(
-        ["bash", str(ROOT / "tools/toolchain.sh"), "--print-bin"], capture_output=True, text=True, timeout=5400, check=False
-    )
-    if result.returncode != 0:
-        pytest.fail(f"the Pulumi toolchain is not available (run `make toolchain`):\n{result.stderr[-3000:]}")
-    return Path(result.stdout.strip().splitlines()[-1])
+    try:
+        return engine_project.toolchain_bin()
+    except engine_project.ToolchainMissing as missing:
+        pytest.fail(str(missing))
 
 
 @dataclass
@@ -102,33 +82,9 @@ class Project:
 
 
 def make_project(base: Path) -> Project:
-    root = base / "project"
-    root.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, root / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source, root / name)
-    for name in STACK_FILES:
-        (root / name).write_text(yaml.safe_dump(portable_document(ROOT / name), sort_keys=False))
-    (root / ".venv").symlink_to(ROOT / ".venv")
-    (base / "backend").mkdir()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("PULUMI_", "AI_INFRA_RENDER")) and key != "KUBECONFIG"
-    }
-    env |= {
-        "PATH": f"{toolchain_bin()}{os.pathsep}{ROOT / '.venv/bin'}{os.pathsep}{os.environ['PATH']}",
-        "PULUMI_BACKEND_URL": f"file://{base / 'backend'}",
-        "PULUMI_CONFIG_PASSPHRASE": "e2e-test-passphrase",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_HOME": str(base / "pulumi-home"),
-        # No cluster anywhere: the provider must never find one by accident.
-        "KUBECONFIG": str(base / "no-such-kubeconfig"),
-    }
+    """A copy of the project with its own backend (tools/engine_project.py: the same copy
+    `make bench` previews)."""
+    root, env = engine_project.copy_project(base, toolchain_bin())
     return Project(root, env)
 
 
