@@ -64,7 +64,7 @@ def _rbac(name: str, namespace: str, rules: list[Obj], role_name: str | None = N
 
 
 def _deployment(
-    name: str, namespace: str, pod_spec: Obj, replicas: int = 1, strategy: str = "RollingUpdate", app: str | None = None
+    name: str, namespace: str, pod_spec: Obj, *, replicas: int = 1, strategy: str = "RollingUpdate", app: str | None = None
 ) -> Obj:
     labels = {"k8s-app": app or name}
     return {
