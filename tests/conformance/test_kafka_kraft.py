@@ -93,12 +93,19 @@ class Cluster:
         return {node.id for node in self.admin().describe_cluster(request_timeout=5).result(timeout=10).nodes}
 
     def partitions(self, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
-        """partition -> (leader, replicas, isr), fresh from a broker."""
-        metadata = self.admin().list_topics(topic, timeout=3)
-        found = metadata.topics[topic]
-        if found.error is not None:
-            raise RuntimeError(str(found.error))
-        return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in found.partitions.values()}
+        """partition -> (leader, replicas, isr), fresh from a broker.
+
+        Each broker learns a new topic from the metadata log on its own; the admin client
+        asks any one of them, so a just-created topic may be unknown to the broker asked
+        (seen with brokers that had just joined): asked again, not reported as an error."""
+        deadline = time.monotonic() + 15
+        while True:
+            found = self.admin().list_topics(topic, timeout=3).topics[topic]
+            if found.error is None:
+                return {p.id: (p.leader, list(p.replicas), list(p.isrs)) for p in found.partitions.values()}
+            if found.error.code() != found.error.UNKNOWN_TOPIC_OR_PART or time.monotonic() > deadline:
+                raise RuntimeError(str(found.error))
+            time.sleep(0.2)
 
     def create_topic(self, topic: str, partitions: int, replication: int, min_isr: int) -> None:
         _, admin = _client()
