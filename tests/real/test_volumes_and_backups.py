@@ -22,6 +22,14 @@ def _psql(deployed: Deployed, sql: str) -> str:
     return out.strip()
 
 
+def _database_claim(deployed: Deployed) -> str:
+    """The PersistentVolumeClaim the PostgreSQL pod runs on, as the pod names it."""
+    volumes = deployed.cluster.get("-n", deployed.namespace, "pod", PATRONI)["spec"]["volumes"]
+    claims = [v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v]
+    assert len(claims) == 1, f"{PATRONI} has {len(claims)} claims: {claims}"
+    return claims[0]
+
+
 def _wait_for(deployed: Deployed, what: str, probe: Any, timeout: float = 600) -> None:
     deployed.cluster.wait(what, probe, timeout=timeout, interval=3)
 
@@ -54,11 +62,15 @@ def test_a_backup_job_from_each_cronjob_completes(deployed: Deployed) -> None:
 def test_destroy_keeps_the_volumes_and_a_new_up_finds_the_rows(deployed: Deployed) -> None:
     marker = uuid.uuid4().hex
     _psql(deployed, f"CREATE TABLE IF NOT EXISTS real_tier_probe (marker text); INSERT INTO real_tier_probe VALUES ('{marker}')")
+    claim = _database_claim(deployed)
     stack_tool("destroy", STACK)
-    claims = {c["metadata"]["name"] for c in deployed.cluster.get("-n", deployed.namespace, "pvc")["items"]}
-    assert f"data-{PATRONI}" in claims, f"the destroy removed the database's volume: {sorted(claims)}"
-    assert not deployed.cluster.get("-n", deployed.namespace, "statefulsets")["items"], "destroy left StatefulSets"
-    stack_tool("up", STACK)
+    try:
+        claims = {c["metadata"]["name"] for c in deployed.cluster.get("-n", deployed.namespace, "pvc")["items"]}
+        assert claim in claims, f"the destroy removed the database's volume {claim}: {sorted(claims)}"
+        assert not deployed.cluster.get("-n", deployed.namespace, "statefulsets")["items"], "destroy left StatefulSets"
+    finally:
+        # deployed again whatever the checks found, so the tier's other tests still have a stack
+        stack_tool("up", STACK)
     _wait_for(deployed, "the PostgreSQL primary", lambda: _primary_accepts_writes(deployed))
     assert marker in _psql(deployed, "SELECT marker FROM real_tier_probe"), "the new up did not find the row written before"
 
@@ -87,9 +99,12 @@ def test_the_documented_restore_brings_the_data_back_into_a_fresh_stack(deployed
     _psql(deployed, f"CREATE TABLE IF NOT EXISTS restore_probe (marker text); INSERT INTO restore_probe VALUES ('{marker}')")
     _backup(deployed, "postgres")
     # a fresh stack: the same stack with an empty database volume (the backups' volume stays)
+    claim = _database_claim(deployed)
     stack_tool("destroy", STACK)
-    deployed.cluster.kubectl("-n", deployed.namespace, "delete", "pvc", f"data-{PATRONI}", "--wait=true", timeout=180)
-    stack_tool("up", STACK)
+    try:
+        deployed.cluster.kubectl("-n", deployed.namespace, "delete", "pvc", claim, "--wait=true", timeout=180)
+    finally:
+        stack_tool("up", STACK)
     _wait_for(deployed, "the fresh PostgreSQL primary", lambda: _primary_accepts_writes(deployed))
     assert "restore_probe" not in _psql(deployed, "SELECT tablename FROM pg_tables")
     pod = _restore_pod(deployed, "postgres")
