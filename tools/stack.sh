@@ -131,6 +131,22 @@ if ! pulumi stack select "$stack" >/dev/null 2>&1; then
 	pulumi stack select "$stack" >/dev/null
 fi
 
+# A stack recorded as deployed into an earlier local cluster (stopped since by
+# `make cluster-down`, which takes its objects and volumes with it) would be planned as
+# "unchanged" and then fail on objects that exist nowhere. The cluster's identity is its
+# kube-system namespace's UID; when the stack last ran in another one, its state is
+# refreshed from this cluster first, which drops what is gone.
+cluster_marker=$state/local-cluster/$stack
+cluster_uid=
+if [[ -n $local_cluster && -n $local_backend && $action != pulumi ]]; then
+	cluster_uid=$("$REPO/.cluster/bin/kubectl" get namespace kube-system -o 'jsonpath={.metadata.uid}' 2>/dev/null || true)
+	if [[ -n $cluster_uid && $(cat "$cluster_marker" 2>/dev/null) != "$cluster_uid" ]] &&
+		[[ $(pulumi stack export 2>/dev/null) == *'"type": "kubernetes:'* ]]; then
+		echo "stack: the $stack stack's state names objects of an earlier local cluster; refreshing it from this one first" >&2
+		pulumi refresh --yes --skip-preview "${config_flags[@]}" >&2
+	fi
+fi
+
 if [[ $action == pulumi ]]; then
 	# The commands that read or write stack config take the copy; others need no flag.
 	case ${1:-} in config | up | preview | destroy | refresh | import) set -- "$1" "${config_flags[@]}" "${@:2}" ;; esac
@@ -181,7 +197,13 @@ if [[ $profile != dev && ${YES:-} != 1 && $action != preview ]]; then
 fi
 
 case $action in
-up) pulumi up "${confirm[@]}" "${config_flags[@]}" "$@" ;;
+up)
+	pulumi up "${confirm[@]}" "${config_flags[@]}" "$@"
+	if [[ -n $cluster_uid ]]; then
+		mkdir -p "${cluster_marker%/*}"
+		echo "$cluster_uid" >"$cluster_marker"
+	fi
+	;;
 preview) pulumi preview "${config_flags[@]}" "$@" ;;
 destroy) pulumi destroy "${confirm[@]}" "${config_flags[@]}" "$@" ;;
 esac
