@@ -251,7 +251,7 @@ def _service_annotations(settings: AppSettings) -> dict[str, str]:
     # Without a load-balancer controller (kind, kubeadm, bare metal) no address ever comes,
     # and the provider would fail `pulumi up` after waiting 10 minutes for one. The address
     # reaches the nginxExternalAddress output once assigned (a refresh or the next up).
-    return {"pulumi.com/skipAwait": "true"}
+    return dict(shapes.SKIP_AWAIT)
 
 
 def _service_spec(settings: AppSettings, selector: dict[str, str]) -> shapes.Obj:

@@ -117,7 +117,11 @@ class Backups(pulumi.ComponentResource):
             if settings.destination == "pvc":
                 claim = kube.PersistentVolumeClaim(
                     f"{name}-{plan.system}-claim",
-                    metadata=shapes.metadata(names.claim(plan.system), args.namespace, labels),
+                    # Not awaited: with a WaitForFirstConsumer class (local-path, most
+                    # clouds' defaults) the provider (v4.25 awaiters.go) takes only Pending
+                    # as ready, so the retained claim, Bound since its first backup, would
+                    # time out every `pulumi up` that adopts it after a destroy.
+                    metadata=shapes.metadata(names.claim(plan.system), args.namespace, labels, shapes.SKIP_AWAIT),
                     spec=shapes.claim_spec(plan.volume_size, settings.storage_class or args.storage_class),
                     # The backups outlive the config that made them: disabling backups,
                     # switching to s3 or destroying the stack leaves this volume in place.

@@ -46,6 +46,11 @@ def metadata(name: str, namespace: str, labels: Mapping[str, str], annotations: 
     return meta
 
 
+# The provider's annotation for "create or update, then do not wait for readiness": for
+# objects whose readiness the provider cannot judge (each use says why).
+SKIP_AWAIT: Mapping[str, str] = {"pulumi.com/skipAwait": "true"}
+
+
 # --- security ------------------------------------------------------------------------
 
 # The Pod Security Standards "restricted" profile, which the namespace enforces.

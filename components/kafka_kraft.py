@@ -223,10 +223,12 @@ def _property_value(value: object) -> str:
 
 def _cluster_id(resource_name: str, configured: str | None, *, parent: pulumi.Resource) -> pulumi.Output[str]:
     """Generated once (16 random bytes in Kafka's base64url form) and kept in the stack
-    state, so it never changes while the volumes formatted with it live on."""
+    state, so it never changes while the volumes formatted with it live on; protected
+    for the same reason as generated credentials (components/credentials.py): a destroy
+    that keeps the volumes keeps the ID they were formatted with."""
     if configured is not None:
         return pulumi.Output.secret(configured)
-    generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent))
+    generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent, protect=True))
     return pulumi.Output.secret(generated.b64_url.apply(kafka_uuid))
 
 
