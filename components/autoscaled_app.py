@@ -170,13 +170,20 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
     ]
     lowest_port = min(container_ports)
     writable = ["/tmp", *(("/var/cache/nginx", "/var/run") if args.app == "nginx" else ())]
-    volumes = [{"name": _volume_name(path), "emptyDir": {}} for path in writable]
+    # The image is the application's, not ours: how it spreads its writes over these paths
+    # is unknown, so each may take the container's whole ephemeral-storage limit (the
+    # kubelet holds the pod to that total).
+    budget = settings.resources.limits.ephemeral_storage
+    volumes = [
+        shapes.scratch_volume(_volume_name(path), budget) if budget else {"name": _volume_name(path), "emptyDir": {}}
+        for path in writable
+    ]
     container: shapes.Obj = {
         "name": args.app,
         "image": settings.image.reference,
         "imagePullPolicy": settings.image.pull_policy,
         "ports": ports,
-        "resources": settings.resources.as_kubernetes(),
+        "resources": shapes.container_resources(settings.resources),
         "livenessProbe": _probe(settings.liveness_probe),
         "readinessProbe": _probe(settings.readiness_probe),
         "securityContext": shapes.container_security_context(as_root=settings.security_context.run_as_user == 0),
@@ -220,7 +227,13 @@ def _checkov_skips(args: AutoscaledAppArgs, spec: shapes.Obj) -> dict[str, str]:
             f"the {args.app} reads its database, cache and signing credentials from environment variables "
             "(the guide's contract, no file option); each comes from a Secret, never the pod spec"
         )
-    return shapes.checkov_skips(reasons)
+    ignores = {}
+    if not args.settings.autoscaling.enabled and args.settings.replica_count < 2:
+        ignores["deployment-replicas"] = (
+            f"{args.app}.replicaCount is {args.settings.replica_count} (dev runs one of everything); prod refuses "
+            "fewer than 2 replicas"
+        )
+    return shapes.scan_exceptions(reasons, ignores)
 
 
 def _volume_name(path: str) -> str:
@@ -235,6 +248,14 @@ def _env(args: AutoscaledAppArgs) -> list[shapes.Obj]:
 
 
 def _probe(probe: ProbeSettings) -> shapes.Obj:
+    if probe.type == "tcpSocket":
+        return shapes.tcp_probe(
+            "http",
+            initial_delay=probe.initial_delay_seconds,
+            period=probe.period_seconds,
+            timeout=probe.timeout_seconds,
+            failures=probe.failure_threshold,
+        )
     return shapes.http_probe(
         probe.path,
         "http",

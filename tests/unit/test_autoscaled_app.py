@@ -79,10 +79,24 @@ def test_backend_probes_health_on_8082_as_in_the_guide():
     backend = container(objects("prod").get("Deployment", "ai-infra-backend"))
     ports = {port["name"]: port["containerPort"] for port in backend["ports"]}
     assert ports == {"http": 8082}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert backend[probe]["httpGet"] == {"path": "/health", "port": "http"}
-    assert backend["livenessProbe"]["initialDelaySeconds"] == 30
+    assert backend["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert backend["readinessProbe"]["periodSeconds"] == 5
+    # Liveness only connects (kube-score's container-probes identical): a backend too busy
+    # to answer /health leaves the Service for 15 s, and is restarted only once its port
+    # has been closed for a minute.
+    assert backend["livenessProbe"]["tcpSocket"] == {"port": "http"} and "httpGet" not in backend["livenessProbe"]
+    assert backend["livenessProbe"]["initialDelaySeconds"] == 30
+    assert backend["livenessProbe"]["failureThreshold"] * backend["livenessProbe"]["periodSeconds"] == 60
+
+
+def test_the_guides_http_liveness_probe_is_still_one_setting_away():
+    backend = container(
+        objects("prod", "backend.livenessProbe.type=httpGet", "backend.livenessProbe.path=/alive").get(
+            "Deployment", "ai-infra-backend"
+        )
+    )
+    assert backend["livenessProbe"]["httpGet"] == {"path": "/alive", "port": "http"}
+    assert "tcpSocket" not in backend["livenessProbe"]
 
 
 def test_restricted_security_context_everywhere():
