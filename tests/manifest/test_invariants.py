@@ -128,13 +128,23 @@ def test_no_job_pod_is_taken_for_a_servers_pod(rendered):
         assert not taken, f"{owner['kind']} {owner['metadata']['name']}'s pods are selected by {taken}"
 
 
-def test_every_hpa_targets_an_existing_workload_without_a_fixed_replica_count(rendered):
+def test_every_hpa_targets_an_existing_workload_whose_replica_count_updates_keep(stack):
+    """An HPA's target declares replicas (a new Deployment starts at minReplicas; a field
+    left out would be reset to 1 by server-side apply) and ignores its changes, so no
+    update moves the count the HPA chose. Without an HPA the count is the program's."""
+    result = render_stack(stack)
+    rendered = Objects(result.objects)
+    targets = set()
     for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
         target = hpa["spec"]["scaleTargetRef"]
         assert target["kind"] == "Deployment", "only stateless Deployments autoscale"
         workload = rendered.get(target["kind"], target["name"])
-        assert "replicas" not in workload["spec"]
+        assert workload["spec"]["replicas"] == hpa["spec"]["minReplicas"]
+        assert result.ignore_changes.get(("Deployment", target["name"])) == ("spec.replicas",)
         assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        targets.add(target["name"])
+    for key in result.ignore_changes:
+        assert key[0] == "Deployment" and key[1] in targets, f"{key} ignores changes without an HPA"
 
 
 def test_statefulsets_have_their_headless_service(rendered):
