@@ -147,6 +147,47 @@ def test_every_hpa_targets_an_existing_workload_whose_replica_count_updates_keep
         assert key[0] == "Deployment" and key[1] in targets, f"{key} ignores changes without an HPA"
 
 
+@pytest.mark.parametrize(
+    ("stack", "overrides", "expected"),
+    [
+        ("dev", (), 1),
+        ("prod", (), 6),
+        ("prod", ("redisCluster.masterCount=6",), 12),
+        ("prod", ("redisCluster.requireSeparateNodes=false",), 3),
+        ("prod", ("redisCluster.requireSeparateNodes=false", "patroni.replicaCount=5"), 5),
+    ],
+)
+def test_minimum_nodes_is_what_the_rendered_anti_affinity_requires(stack, overrides, expected):
+    """settings.minimum_nodes (the minimumNodes output, the README's numbers) against the
+    rendered objects: every pod template with a required hostname anti-affinity term,
+    with the pods that term selects, over every workload of the render."""
+    result = render_stack(stack, *overrides)
+    rendered = Objects(result.objects)
+    pods = [(owner, template, _pod_count(owner)) for owner, template in rendered.pod_templates()]
+    required: dict[str, int] = {}
+    for owner, template, _ in pods:
+        affinity = template["spec"].get("affinity", {}).get("podAntiAffinity", {})
+        for term in affinity.get("requiredDuringSchedulingIgnoredDuringExecution", []):
+            assert term["topologyKey"] == "kubernetes.io/hostname"
+            selector = term["labelSelector"]["matchLabels"]
+            selected = [
+                (other, count)
+                for other, other_template, count in pods
+                if _matches(selector, other_template["metadata"]["labels"])
+            ]
+            # A term against its own workload only: then workloads never exclude each other.
+            assert [other["metadata"]["name"] for other, _ in selected] == [owner["metadata"]["name"]], selected
+            required[selector["app.kubernetes.io/name"]] = sum(count for _, count in selected)
+    assert required == result.settings.separate_node_pods
+    assert result.settings.minimum_nodes == max(required.values(), default=1) == expected
+    assert result.outputs["minimumNodes"] == expected
+
+
+def _pod_count(owner: dict[str, Any]) -> int:
+    """Pods a workload runs at once (Jobs: one; their pods carry no required term)."""
+    return int(owner["spec"].get("replicas", 1)) if owner["kind"] in ("Deployment", "StatefulSet") else 1
+
+
 def test_statefulsets_have_their_headless_service(rendered):
     for sts in rendered.of_kind("StatefulSet"):
         service = rendered.get("Service", sts["spec"]["serviceName"])
