@@ -12,6 +12,9 @@ from components import kube_objects as kube
 from components.wiring import MetricsEndpoint, Pods
 from settings.apps import AppSettings, ProbeSettings
 
+# Server-side apply with force=true (the provider's annotation, metadata/annotations.go).
+PATCH_FORCE = "pulumi.com/patchForce"
+
 
 @dataclass(frozen=True)
 class AutoscaledAppArgs:
@@ -88,9 +91,9 @@ class AutoscaledApp(pulumi.ComponentResource):
         spec = _deployment_spec(args, full_name, selector, labels)
         self.deployment = kube.Deployment(
             f"{name}-deployment",
-            metadata=shapes.metadata(full_name, args.namespace, labels, _checkov_skips(args, spec)),
+            metadata=shapes.metadata(full_name, args.namespace, labels, _deployment_annotations(args, spec)),
             spec=spec,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=_replicas_owned_by_hpa(settings)),
         )
         self.service = kube.Service(
             f"{name}-service",
@@ -153,11 +156,36 @@ def _deployment_spec(args: AutoscaledAppArgs, full_name: str, selector: dict[str
             "spec": _pod_spec(args, selector),
         },
     }
-    if not settings.autoscaling.enabled:
-        # With an HPA the replica count is the HPA's; a value here would fight it on
-        # every `pulumi up`.
-        spec["replicas"] = settings.replica_count
+    # Always declared. Dropping it when the HPA is turned on would make server-side apply
+    # remove a field only Pulumi owns, and the API server would default a running
+    # Deployment to 1 replica before the HPA scales it back. With the HPA on, this is
+    # only the count a new Deployment starts with; ignore_changes keeps the live count on
+    # every later update (see _replicas_owned_by_hpa).
+    spec["replicas"] = settings.autoscaling.min_replicas if settings.autoscaling.enabled else settings.replica_count
     return spec
+
+
+# Provider v4 under server-side apply, for an ignored field (await.go,
+# handleSSAIgnoreFields): once the HPA has written spec.replicas (through the scale
+# subresource, which moves the field to kube-controller-manager), the field is left out
+# of the apply; while Pulumi still owns it, the live value is sent. Either way an update
+# never changes the count the HPA chose, and the engine keeps the previous input, so the
+# update that turns the HPA on keeps the running count too.
+_HPA_OWNED = ["spec.replicas"]
+
+
+def _replicas_owned_by_hpa(settings: AppSettings) -> list[str]:
+    return list(_HPA_OWNED) if settings.autoscaling.enabled else []
+
+
+def _deployment_annotations(args: AutoscaledAppArgs, spec: shapes.Obj) -> dict[str, str]:
+    annotations = _checkov_skips(args, spec)
+    if not args.settings.autoscaling.enabled:
+        # Turning the HPA off: the HPA controller still owns spec.replicas (it wrote it
+        # last), and an apply without force fails with a field conflict instead of
+        # setting replicaCount. Without an HPA the program is the one owner of the count.
+        annotations[PATCH_FORCE] = "true"
+    return annotations
 
 
 def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
