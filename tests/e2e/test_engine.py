@@ -128,7 +128,9 @@ def test_destroy_of_the_rendered_dev_stack_keeps_the_namespace_and_backup_volume
     assert kept_types == {"random:index/randomPassword:RandomPassword", "random:index/randomId:RandomId"}, kept_types
     # What the protected ones' parents depend on stays with them: the namespace (retained
     # anyway) and its default deny, which guards whatever runs there next.
-    kept_objects = {r["urn"].split("::")[-1] for r in kept if r["type"].startswith("kubernetes:") and "providers" not in r["type"]}
+    kept_objects = {
+        r["urn"].split("::")[-1] for r in kept if r["type"].startswith("kubernetes:") and "providers" not in r["type"]
+    }
     assert all(name == "namespace" or name.startswith("network-isolation-") for name in kept_objects), kept_objects
     # The namespace and the backup volumes are retained on delete: the data in them (and
     # the StatefulSets' claims, which Kubernetes keeps) survives a destroy.
