@@ -261,6 +261,12 @@ def _checkov_skips(args: AutoscaledAppArgs, spec: shapes.Obj) -> dict[str, str]:
             f"{args.app}.replicaCount is {args.settings.replica_count} (dev runs one of everything); prod refuses "
             "fewer than 2 replicas"
         )
+    if args.settings.autoscaling.enabled:
+        ignores["deployment-targeted-by-hpa-does-not-have-replicas-configured"] = (
+            "spec.replicas is the HPA's minReplicas for the first create only: ignore_changes keeps every later "
+            "`pulumi up` from sending it again, so the HPA's count is never reset; without it, turning the HPA on "
+            "drops the running Deployment to 1 (server-side apply removes the field Pulumi owned)"
+        )
     return shapes.scan_exceptions(reasons, ignores)
 
 
