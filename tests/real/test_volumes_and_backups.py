@@ -100,9 +100,12 @@ def test_the_documented_restore_brings_the_data_back_into_a_fresh_stack(deployed
     _backup(deployed, "postgres")
     # a fresh stack: the same stack with an empty database volume (the backups' volume stays)
     claim = _database_claim(deployed)
+    cluster_name = deployed.cluster.get("-n", deployed.namespace, "pod", PATRONI)["metadata"]["labels"]["cluster-name"]
     stack_tool("destroy", STACK)
     try:
+        # docs/backup.md's new cluster in the same namespace: the volume and Patroni's own state
         deployed.cluster.kubectl("-n", deployed.namespace, "delete", "pvc", claim, "--wait=true", timeout=180)
+        deployed.cluster.kubectl("-n", deployed.namespace, "delete", "configmap", "-l", f"cluster-name={cluster_name}")
     finally:
         stack_tool("up", STACK)
     _wait_for(deployed, "the fresh PostgreSQL primary", lambda: _primary_accepts_writes(deployed))
