@@ -99,7 +99,8 @@ class KafkaKRaft(pulumi.ComponentResource):
         # replacement (and with it the change) unless kafka.controller.allowQuorumChange
         # lifts the protection for the one `pulumi up` of a planned migration.
         self.quorum_lock = change_locks.change_lock(
-            ["kafka.controller"],
+            # the voters are DNS names: the cluster domain is part of them
+            ["kafka.controller", "clusterDomain"],
             "kafka.controller.allowQuorumChange",
             shape={"quorum": settings.quorum_shape, "voters": voters},
             locked=settings.quorum_locked,

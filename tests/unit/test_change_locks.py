@@ -48,7 +48,7 @@ def test_prod_protects_every_lock_and_dev_none(monkeypatch):
         "kafka.enabled",
         "postgresPassword+replicationPassword+patroni.postgresql",
         "redisPassword",
-        "kafka.controller",
+        "kafka.controller+clusterDomain",
     }
     assert set(prod) == expected
     assert all(lock["protect"] for lock in prod.values())
@@ -78,7 +78,8 @@ def test_each_override_lifts_its_own_locks_only(monkeypatch, override, lifted):
         ("redisCluster.persistence.storageClass=fast", {"redisCluster.persistence+storageClass"}),
         ("backup.storageClass=fast", {"backup.storageClass+storageClass"}),
         ("storageClass=fast", set(VOLUME_LOCKS)),
-        ("namespace=elsewhere", {"namespace+releaseName", "kafka.controller"}),
+        ("namespace=elsewhere", {"namespace+releaseName", "kafka.controller+clusterDomain"}),
+        ("clusterDomain=cluster.example", {"kafka.controller+clusterDomain"}),
         ("patroni.replicaCount=5", set()),
         ("kafka.replicaCount=5", set()),
     ],
