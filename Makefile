@@ -44,8 +44,9 @@ test: install deps toolchain cluster-build ## everything CI runs: lint, unit, ma
 	$(MAKE) lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: install ## unit and manifest tiers only (minutes; installs only checkov and promtool)
+test-fast: install ## unit and manifest tiers only (minutes; installs only checkov, kube-score and promtool)
 	bash tools/ci/install-checkov.sh
+	bash tools/ci/install-kube-score.sh
 	bash tools/ci/install-promtool.sh
 	$(PY) -m pytest tests/unit tests/manifest $(PYTEST_ARGS)
 

@@ -61,6 +61,7 @@ OUTPUTS: dict[str, str] = {
     "redisPassword": "the Redis password (secret)",
     "kafkaBootstrapServers": "host:port of the Kafka client Service (brokers only) for bootstrap.servers",
     "kafkaUiUrl": "in-cluster URL of Kafka UI (login required; user kafka.ui.username, password kafkaUiPassword), else empty",
+    "minimumNodes": "fewest schedulable nodes this config's required anti-affinity can be placed on (one more to drain a node)",
 }
 SECRET_OUTPUTS: frozenset[str] = frozenset({"postgresPassword", "redisPassword"})
 
@@ -285,6 +286,9 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
         "namespace": namespace.metadata["name"],
         "releaseName": pulumi.Output.from_input(settings.release_name),
         "appSecretName": app_secret.metadata["name"],
+        # Known from the config alone; the program cannot see the cluster's nodes (no
+        # list invoke in the provider, and no cluster at all in render mode).
+        "minimumNodes": pulumi.Output.from_input(settings.minimum_nodes),
     }
     yield Platform(outputs | _outputs_of_disabled_parts(outputs), flows)
 

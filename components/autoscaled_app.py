@@ -12,6 +12,9 @@ from components import kube_objects as kube
 from components.wiring import MetricsEndpoint, Pods
 from settings.apps import AppSettings, ProbeSettings
 
+# Server-side apply with force=true (the provider's annotation, metadata/annotations.go).
+PATCH_FORCE = "pulumi.com/patchForce"
+
 
 @dataclass(frozen=True)
 class AutoscaledAppArgs:
@@ -88,9 +91,9 @@ class AutoscaledApp(pulumi.ComponentResource):
         spec = _deployment_spec(args, full_name, selector, labels)
         self.deployment = kube.Deployment(
             f"{name}-deployment",
-            metadata=shapes.metadata(full_name, args.namespace, labels, _checkov_skips(args, spec)),
+            metadata=shapes.metadata(full_name, args.namespace, labels, _deployment_annotations(args, spec)),
             spec=spec,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=_replicas_owned_by_hpa(settings)),
         )
         self.service = kube.Service(
             f"{name}-service",
@@ -153,11 +156,36 @@ def _deployment_spec(args: AutoscaledAppArgs, full_name: str, selector: dict[str
             "spec": _pod_spec(args, selector),
         },
     }
-    if not settings.autoscaling.enabled:
-        # With an HPA the replica count is the HPA's; a value here would fight it on
-        # every `pulumi up`.
-        spec["replicas"] = settings.replica_count
+    # Always declared. Dropping it when the HPA is turned on would make server-side apply
+    # remove a field only Pulumi owns, and the API server would default a running
+    # Deployment to 1 replica before the HPA scales it back. With the HPA on, this is
+    # only the count a new Deployment starts with; ignore_changes keeps the live count on
+    # every later update (see _replicas_owned_by_hpa).
+    spec["replicas"] = settings.autoscaling.min_replicas if settings.autoscaling.enabled else settings.replica_count
     return spec
+
+
+# Provider v4 under server-side apply, for an ignored field (await.go,
+# handleSSAIgnoreFields): once the HPA has written spec.replicas (through the scale
+# subresource, which moves the field to kube-controller-manager), the field is left out
+# of the apply; while Pulumi still owns it, the live value is sent. Either way an update
+# never changes the count the HPA chose, and the engine keeps the previous input, so the
+# update that turns the HPA on keeps the running count too.
+_HPA_OWNED = ["spec.replicas"]
+
+
+def _replicas_owned_by_hpa(settings: AppSettings) -> list[str]:
+    return list(_HPA_OWNED) if settings.autoscaling.enabled else []
+
+
+def _deployment_annotations(args: AutoscaledAppArgs, spec: shapes.Obj) -> dict[str, str]:
+    annotations = _checkov_skips(args, spec)
+    if not args.settings.autoscaling.enabled:
+        # Turning the HPA off: the HPA controller still owns spec.replicas (it wrote it
+        # last), and an apply without force fails with a field conflict instead of
+        # setting replicaCount. Without an HPA the program is the one owner of the count.
+        annotations[PATCH_FORCE] = "true"
+    return annotations
 
 
 def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
@@ -170,13 +198,20 @@ def _pod_spec(args: AutoscaledAppArgs, selector: dict[str, str]) -> shapes.Obj:
     ]
     lowest_port = min(container_ports)
     writable = ["/tmp", *(("/var/cache/nginx", "/var/run") if args.app == "nginx" else ())]
-    volumes = [{"name": _volume_name(path), "emptyDir": {}} for path in writable]
+    # The image is the application's, not ours: how it spreads its writes over these paths
+    # is unknown, so each may take the container's whole ephemeral-storage limit (the
+    # kubelet holds the pod to that total).
+    budget = settings.resources.limits.ephemeral_storage
+    volumes = [
+        shapes.scratch_volume(_volume_name(path), budget) if budget else {"name": _volume_name(path), "emptyDir": {}}
+        for path in writable
+    ]
     container: shapes.Obj = {
         "name": args.app,
         "image": settings.image.reference,
         "imagePullPolicy": settings.image.pull_policy,
         "ports": ports,
-        "resources": settings.resources.as_kubernetes(),
+        "resources": shapes.container_resources(settings.resources),
         "livenessProbe": _probe(settings.liveness_probe),
         "readinessProbe": _probe(settings.readiness_probe),
         "securityContext": shapes.container_security_context(as_root=settings.security_context.run_as_user == 0),
@@ -220,7 +255,19 @@ def _checkov_skips(args: AutoscaledAppArgs, spec: shapes.Obj) -> dict[str, str]:
             f"the {args.app} reads its database, cache and signing credentials from environment variables "
             "(the guide's contract, no file option); each comes from a Secret, never the pod spec"
         )
-    return shapes.checkov_skips(reasons)
+    ignores = {}
+    if not args.settings.autoscaling.enabled and args.settings.replica_count < 2:
+        ignores["deployment-replicas"] = (
+            f"{args.app}.replicaCount is {args.settings.replica_count} (dev runs one of everything); prod refuses "
+            "fewer than 2 replicas"
+        )
+    if args.settings.autoscaling.enabled:
+        ignores["deployment-targeted-by-hpa-does-not-have-replicas-configured"] = (
+            "spec.replicas is the HPA's minReplicas for the first create only: ignore_changes keeps every later "
+            "`pulumi up` from sending it again, so the HPA's count is never reset; without it, turning the HPA on "
+            "drops the running Deployment to 1 (server-side apply removes the field Pulumi owned)"
+        )
+    return shapes.scan_exceptions(reasons, ignores)
 
 
 def _volume_name(path: str) -> str:
@@ -235,6 +282,14 @@ def _env(args: AutoscaledAppArgs) -> list[shapes.Obj]:
 
 
 def _probe(probe: ProbeSettings) -> shapes.Obj:
+    if probe.type == "tcpSocket":
+        return shapes.tcp_probe(
+            "http",
+            initial_delay=probe.initial_delay_seconds,
+            period=probe.period_seconds,
+            timeout=probe.timeout_seconds,
+            failures=probe.failure_threshold,
+        )
     return shapes.http_probe(
         probe.path,
         "http",
@@ -251,7 +306,7 @@ def _service_annotations(settings: AppSettings) -> dict[str, str]:
     # Without a load-balancer controller (kind, kubeadm, bare metal) no address ever comes,
     # and the provider would fail `pulumi up` after waiting 10 minutes for one. The address
     # reaches the nginxExternalAddress output once assigned (a refresh or the next up).
-    return {"pulumi.com/skipAwait": "true"}
+    return dict(shapes.SKIP_AWAIT)
 
 
 def _service_spec(settings: AppSettings, selector: dict[str, str]) -> shapes.Obj:

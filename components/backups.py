@@ -119,7 +119,11 @@ class Backups(pulumi.ComponentResource):
             if settings.destination == "pvc":
                 claim = kube.PersistentVolumeClaim(
                     f"{name}-{plan.system}-claim",
-                    metadata=shapes.metadata(names.claim(plan.system), args.namespace, labels),
+                    # Not awaited: with a WaitForFirstConsumer class (local-path, most
+                    # clouds' defaults) the provider (v4.25 awaiters.go) takes only Pending
+                    # as ready, so the retained claim, Bound since its first backup, would
+                    # time out every `pulumi up` that adopts it after a destroy.
+                    metadata=shapes.metadata(names.claim(plan.system), args.namespace, labels, shapes.SKIP_AWAIT),
                     spec=shapes.claim_spec(plan.volume_size, settings.storage_class or args.storage_class),
                     # The backups outlive the config that made them: disabling backups,
                     # switching to s3 or destroying the stack leaves this volume in place.
@@ -197,9 +201,10 @@ def _plans(args: BackupsArgs) -> list[_Plan]:
 
 
 def _checkov_skips(plan: _Plan) -> dict[str, str]:
-    """Why checkov's findings do not apply to a backup CronJob (see components/k8s.py)."""
+    """Why checkov's findings (and their kube-score twins) do not apply to a backup CronJob
+    (see components/k8s.py)."""
     tool = {"postgres": "pg_dump reads PGPASSWORD", "redis": "redis-cli reads REDISCLI_AUTH (it has no password-file option)"}
-    return shapes.checkov_skips(
+    return shapes.scan_exceptions(
         {
             **shapes.PINNED_IMAGE_SKIPS,
             "CKV_K8S_35": (
@@ -214,6 +219,12 @@ def _checkov_skips(plan: _Plan) -> dict[str, str]:
     )
 
 
+def _scratch(args: BackupsArgs, plan: _Plan) -> str | None:
+    """The dump's size on the node's disk: destination s3 writes it to an emptyDir of the
+    plan's volumeSize (the claim's size with destination pvc) before the upload."""
+    return plan.volume_size if args.settings.destination != "pvc" else None
+
+
 def _backup_container(args: BackupsArgs, plan: _Plan, *, retention: int) -> shapes.Obj:
     return {
         "name": f"backup-{plan.system}",
@@ -226,7 +237,7 @@ def _backup_container(args: BackupsArgs, plan: _Plan, *, retention: int) -> shap
             shapes.env_value("BACKUP_RETENTION", str(retention)),
             shapes.env_value("HOME", "/tmp"),
         ],
-        "resources": args.settings.resources.as_kubernetes(),
+        "resources": shapes.container_resources(args.settings.resources, scratch=_scratch(args, plan)),
         "securityContext": shapes.container_security_context(),
         "volumeMounts": [
             {"name": "scripts", "mountPath": SCRIPTS_DIR, "readOnly": True},
@@ -256,7 +267,8 @@ def _upload_container(args: BackupsArgs, plan: _Plan) -> shapes.Obj:
             shapes.env_value("BACKUP_RETENTION", str(plan.retention)),
             shapes.env_value("HOME", "/tmp"),
         ],
-        "resources": args.settings.resources.as_kubernetes(),
+        # It only reads the dump (the backup container's, counted there).
+        "resources": shapes.container_resources(args.settings.resources),
         # The same user as the backup container, which wrote the files it uploads.
         "securityContext": shapes.container_security_context(),
         "volumeMounts": [
@@ -273,7 +285,8 @@ def _cron_job_spec(
     settings = args.settings
     volumes: list[shapes.Obj] = [
         {"name": "scripts", "configMap": {"name": names.scripts, "defaultMode": 0o555}},
-        {"name": "tmp", "emptyDir": {}},
+        # HOME: the clients' history and the S3 client's cache.
+        shapes.scratch_volume("tmp", "64Mi"),
     ]
     if settings.destination == "pvc":
         volumes.append({"name": "backup", "persistentVolumeClaim": {"claimName": names.claim(plan.system)}})
@@ -281,7 +294,7 @@ def _cron_job_spec(
         containers = [_backup_container(args, plan, retention=plan.retention)]
     else:
         # Scratch space for this run only; the retention applies in the bucket.
-        volumes.append({"name": "backup", "emptyDir": {}})
+        volumes.append(shapes.scratch_volume("backup", plan.volume_size))
         init_containers = [_backup_container(args, plan, retention=1)]
         containers = [_upload_container(args, plan)]
     pod: shapes.Obj = {

@@ -16,7 +16,7 @@ import pulumi
 
 from components import kube_objects as kube
 from components.wiring import Obj, SecretKeyRef
-from settings.base import PersistenceSettings
+from settings.base import PersistenceSettings, ResourceSettings, canonical_quantity, parse_quantity
 
 PART_OF = "ai-infra-matrix"
 
@@ -44,6 +44,11 @@ def metadata(name: str, namespace: str, labels: Mapping[str, str], annotations: 
     if annotations:
         meta["annotations"] = dict(annotations)
     return meta
+
+
+# The provider's annotation for "create or update, then do not wait for readiness": for
+# objects whose readiness the provider cannot judge (each use says why).
+SKIP_AWAIT: Mapping[str, str] = {"pulumi.com/skipAwait": "true"}
 
 
 # --- security ------------------------------------------------------------------------
@@ -117,6 +122,33 @@ PINNED_IMAGE_SKIPS: dict[str, str] = {
         "as the guide names them; the config has no digest field, so make tags immutable in the registry"
     ),
 }
+
+
+def kube_score_ignores(reasons: Mapping[str, str]) -> dict[str, str]:
+    """The ``kube-score/ignore`` annotation for the kube-score checks that do not apply to
+    an object, each named with its reason here in code (kube-score's annotation has no
+    room for one): tests/manifest/test_kube_score.py fails on any other finding. Like the
+    checkov skips, it goes on the metadata of the object kube-score reports."""
+    for check, reason in reasons.items():
+        if not check or "," in check or not reason.strip():
+            raise ValueError(f"kube-score ignore {check!r} needs a check id and a reason, got {reason!r}")
+    return {"kube-score/ignore": ",".join(sorted(reasons))} if reasons else {}
+
+
+# kube-score checks that are checkov checks under another name: a checkov skip's reason
+# is the reason to ignore its twin too, so the two scans cannot disagree about an object.
+KUBE_SCORE_TWINS = {
+    "CKV_K8S_15": "container-image-pull-policy",  # pull policy Always
+    "CKV_K8S_40": "container-security-context-user-group-id",  # uid (and gid) above 10000
+}
+
+
+def scan_exceptions(checkov: Mapping[str, str], kube_score: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The annotations of an object's justified scanner exceptions: ``checkov`` skips (see
+    ``checkov_skips``), the kube-score twins of those skips with the same reasons, and
+    ``kube_score`` ignores of kube-score's own checks, check id -> reason."""
+    twins = {KUBE_SCORE_TWINS[check]: reason for check, reason in checkov.items() if check in KUBE_SCORE_TWINS}
+    return {**checkov_skips(checkov), **kube_score_ignores({**twins, **(kube_score or {})})}
 
 
 def reads_secret_env(*containers: Obj) -> bool:
@@ -201,6 +233,17 @@ def http_probe(path: str, port: int | str, *, initial_delay: int, period: int, t
     }
 
 
+def tcp_probe(port: int | str, *, period: int, timeout: int, failures: int, initial_delay: int = 0) -> Obj:
+    """A TCP connect probe: the process holds its port open. The liveness check of
+    servers whose readiness probe checks serving, so a slow, overloaded pod is taken out
+    of rotation by the readiness probe and not restarted by the liveness one.
+    ``initial_delay`` 0 is left out (the provider drops it and would show a diff)."""
+    probe: Obj = {"tcpSocket": {"port": port}}
+    if initial_delay:
+        probe["initialDelaySeconds"] = initial_delay
+    return probe | {"periodSeconds": period, "timeoutSeconds": timeout, "failureThreshold": failures}
+
+
 def env_value(name: str, value: str) -> Obj:
     return {"name": name, "value": value}
 
@@ -277,6 +320,47 @@ def volume_claim_templates(
         ],
         "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
     }
+
+
+def scratch_volume(name: str, size_limit: str, *, memory: bool = False) -> Obj:
+    """An emptyDir capped at ``size_limit``: on the node's disk, counted against the
+    ephemeral-storage limit of the containers that write it (so size those to cover it),
+    or with ``memory`` a tmpfs counted against their memory. A writer that fills it gets
+    its own pod evicted instead of filling the node's disk and evicting its neighbours."""
+    empty_dir: Obj = {"sizeLimit": canonical_quantity(size_limit)}
+    if memory:
+        empty_dir = {"medium": "Memory"} | empty_dir
+    return {"name": name, "emptyDir": empty_dir}
+
+
+def data_volume(name: str, persistence: PersistenceSettings) -> list[Obj]:
+    """The volume ``name`` for data when persistence is off: an emptyDir capped at the
+    persistence size (the size the claim would have had); nothing when a claim template
+    provides it. Its writer's ephemeral storage must cover it: ``container_resources``
+    with ``scratch=unclaimed_size(persistence)``."""
+    return [] if persistence.enabled else [scratch_volume(name, persistence.size)]
+
+
+def unclaimed_size(persistence: PersistenceSettings) -> str | None:
+    """The data that lands on the node's disk for lack of a claim: the persistence size
+    when persistence is off, else none."""
+    return None if persistence.enabled else persistence.size
+
+
+def container_resources(resources: ResourceSettings, *, scratch: str | None = None) -> Obj:
+    """A container's ``resources`` block from its settings; ``scratch``: the size of a
+    data volume it writes on the node's disk (``unclaimed_size``), added to its
+    ephemeral-storage request and limit so scheduling and eviction account for it."""
+    block = resources.as_kubernetes()
+    if scratch is None:
+        return block
+    key = "ephemeral-storage"
+    for part in ("requests", "limits"):
+        amounts = block.setdefault(part, {})
+        total = int(parse_quantity(amounts.get(key, "0")) + parse_quantity(scratch))
+        # In binary units when the sum is whole KiB, as Kubernetes writes such a sum back.
+        amounts[key] = canonical_quantity(f"{total // 1024}Ki" if total % 1024 == 0 else str(total))
+    return block
 
 
 # Pod-template annotations that roll the pods when what they read changes: the files

@@ -48,6 +48,7 @@ DATA_MOUNT = "/var/lib/kafka/data"  # the image's data VOLUME (ours, and apache/
 LOG_DIRS = f"{DATA_MOUNT}/kraft-logs"  # a subdirectory, so lost+found is never read as a partition
 CONFIG_MOUNT = "/etc/kafka/rendered"
 DATA_CLAIM = "data"  # claims data-<statefulset>-<ordinal>
+LOG_MOUNT = "/opt/kafka/logs"  # LOG_DIR: the image's and apache/kafka's
 KAFKA_UID = 1000  # images/kafka's user, as apache/kafka's appuser
 # The image's bin/ first, so the guide's `kubectl exec ... -- kafka-topics.sh` works as written.
 KAFKA_PATH = "/opt/kafka/bin:/opt/java/openjdk/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -126,7 +127,11 @@ class KafkaKRaft(pulumi.ComponentResource):
         self.grown_claims: list[kube.PersistentVolumeClaimPatch] = []
         for role in roles:
             prefix = f"{name}-{role.kind}"
-            data = {"server.properties": render_properties(role.kind, settings, voters), "entrypoint.sh": _file("entrypoint.sh")}
+            data = {
+                "server.properties": render_properties(role.kind, settings, voters),
+                "entrypoint.sh": _file("entrypoint.sh"),
+                "probe-ready.sh": _file("probe-ready.sh"),
+            }
             self.config_maps[role.kind] = kube.ConfigMap(
                 f"{prefix}-config",
                 metadata=shapes.metadata(f"{role.name}-config", args.namespace, role.labels),
@@ -148,7 +153,7 @@ class KafkaKRaft(pulumi.ComponentResource):
                     role.name,
                     args.namespace,
                     role.labels,
-                    shapes.checkov_skips(_CHECKOV_SKIPS) | change_locks.statefulset_annotations(safety),
+                    shapes.scan_exceptions(_CHECKOV_SKIPS) | change_locks.statefulset_annotations(safety),
                 ),
                 spec=_stateful_set_spec(args, role, secret_name, shapes.checksum(*(data[key] for key in sorted(data)))),
                 # a pod created before the Secret it reads stays in CreateContainerConfigError;
@@ -260,10 +265,13 @@ def _property_value(value: object) -> str:
 
 def _cluster_id(resource_name: str, configured: str | None, *, parent: pulumi.Resource) -> pulumi.Output[str]:
     """Generated once (16 random bytes in Kafka's base64url form) and kept in the stack
-    state, so it never changes while the volumes formatted with it live on."""
+    state, so it never changes while the volumes formatted with it live on; protected
+    for the same reason as generated credentials (components/credentials.py): a destroy
+    that keeps the volumes keeps the ID they were formatted with, and registered even
+    when ``kafka.clusterId`` is set, so setting it never deletes a protected resource."""
+    generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent, protect=True))
     if configured is not None:
         return pulumi.Output.secret(configured)
-    generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent))
     return pulumi.Output.secret(generated.b64_url.apply(kafka_uuid))
 
 
@@ -310,7 +318,13 @@ def _kafka_pod(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str) -> shape
         shapes.env_value("KAFKA_CONFIG_TEMPLATE", f"{CONFIG_MOUNT}/server.properties"),
         shapes.env_value("KAFKA_CONFIG", "/tmp/kafka/server.properties"),
         shapes.env_value("KAFKA_SERVER_HEAP_OPTS", f"-Xms{heap_mib(role.resources)}m -Xmx{heap_mib(role.resources)}m"),
-        shapes.env_value("LOG_DIR", "/opt/kafka/logs"),
+        shapes.env_value("LOG_DIR", LOG_MOUNT),
+        # The GC log is the only file the server writes in LOG_DIR (its log goes to stdout):
+        # 4 x 16 MB, within the logs volume, instead of the launcher's 10 x 100 MB. (The
+        # upstream apache/kafka launcher ignores this: with it, raise the logs volume.)
+        shapes.env_value(
+            "KAFKA_GC_LOG_OPTS", f"-Xlog:gc*:file={LOG_MOUNT}/kafkaServer-gc.log:time,tags:filecount=4,filesize=16M"
+        ),
         shapes.env_value("PATH", KAFKA_PATH),
     ]
     if role.serves_clients:
@@ -325,6 +339,7 @@ def _kafka_pod(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str) -> shape
     if role.votes:
         ports.append({"name": "controller", "containerPort": CONTROLLER_PORT, "protocol": "TCP"})
     probe_port = "broker" if role.serves_clients else "controller"
+    probe_port_number = BROKER_PORT if role.serves_clients else CONTROLLER_PORT
     container: shapes.Obj = {
         "name": "kafka",
         "image": args.settings.image.reference,
@@ -332,26 +347,36 @@ def _kafka_pod(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str) -> shape
         "command": ["/bin/bash", f"{CONFIG_MOUNT}/entrypoint.sh"],
         "env": env,
         "ports": ports,
-        "resources": role.resources.as_kubernetes(),
+        "resources": shapes.container_resources(role.resources, scratch=shapes.unclaimed_size(role.persistence)),
         # Log recovery after a crash can take minutes: up to 10 before the pod is restarted.
-        "startupProbe": _tcp_probe(probe_port, period=10, failures=60),
-        "readinessProbe": _tcp_probe(probe_port, period=10, failures=3),
-        "livenessProbe": _tcp_probe(probe_port, period=20, failures=6),
+        "startupProbe": shapes.tcp_probe(probe_port, period=10, timeout=5, failures=60),
+        # Ready: it answers a Kafka request (ApiVersions) on its listener. Alive: it holds the
+        # listener open. A busy node leaves rotation after 30 s but is restarted only once
+        # its port has been closed for 2 minutes.
+        "readinessProbe": {
+            "exec": {"command": ["bash", f"{CONFIG_MOUNT}/probe-ready.sh", str(probe_port_number)]},
+            "periodSeconds": 10,
+            "timeoutSeconds": 5,
+            "failureThreshold": 3,
+        },
+        "livenessProbe": shapes.tcp_probe(probe_port, period=20, timeout=5, failures=6),
         "securityContext": shapes.container_security_context(),
         "volumeMounts": [
             {"name": "data", "mountPath": DATA_MOUNT},
             {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
             {"name": "tmp", "mountPath": "/tmp"},
-            {"name": "logs", "mountPath": "/opt/kafka/logs"},
+            {"name": "logs", "mountPath": LOG_MOUNT},
         ],
     }
     volumes: list[shapes.Obj] = [
         {"name": "config", "configMap": {"name": f"{role.name}-config", "defaultMode": 0o444}},
-        {"name": "tmp", "emptyDir": {}},
-        {"name": "logs", "emptyDir": {}},
+        # The server.properties entrypoint.sh renders, the native compression libraries the
+        # JVM unpacks, its perf data.
+        shapes.scratch_volume("tmp", "64Mi"),
+        # LOG_DIR: the GC log (KAFKA_GC_LOG_OPTS above: 64 MB at most).
+        shapes.scratch_volume("logs", "128Mi"),
+        *shapes.data_volume("data", role.persistence),
     ]
-    if not role.persistence.enabled:
-        volumes.append({"name": "data", "emptyDir": {}})
     pod: shapes.Obj = {
         "automountServiceAccountToken": False,
         # A Service named <release>-kafka would otherwise inject KAFKA_PORT & co.
@@ -367,7 +392,7 @@ def _kafka_pod(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str) -> shape
     return pod
 
 
-# Why checkov's findings do not apply (see components/k8s.py).
+# Why checkov's findings (and their kube-score twins) do not apply (see components/k8s.py).
 _CHECKOV_SKIPS = {
     **shapes.PINNED_IMAGE_SKIPS,
     "CKV_K8S_35": (
@@ -378,7 +403,3 @@ _CHECKOV_SKIPS = {
         f"runs as uid {KAFKA_UID}, the user of the Kafka image (as apache/kafka's appuser) that owns /opt/kafka and the log dirs"
     ),
 }
-
-
-def _tcp_probe(port: str, *, period: int, failures: int) -> shapes.Obj:
-    return {"tcpSocket": {"port": port}, "periodSeconds": period, "timeoutSeconds": 5, "failureThreshold": failures}

@@ -45,14 +45,18 @@ def exporter(
         "imagePullPolicy": wanted.image.pull_policy,
         "args": [f"--kafka.server={bootstrap}", "--kafka.version=3.6.0", f"--web.listen-address=:{EXPORTER_PORT}"],
         "ports": [{"name": "metrics", "containerPort": EXPORTER_PORT, "protocol": "TCP"}],
-        "resources": wanted.resources.as_kubernetes(),
+        "resources": shapes.container_resources(wanted.resources),
+        # Ready: /healthz answers. Alive: the metrics port is open; a scrape slowed by a busy
+        # cluster (it asks every broker) does not restart it.
         "readinessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=5, period=10, timeout=3, failures=3),
-        "livenessProbe": shapes.http_probe("/healthz", "metrics", initial_delay=30, period=20, timeout=5, failures=3),
+        "livenessProbe": shapes.tcp_probe("metrics", initial_delay=30, period=20, timeout=5, failures=6),
         "securityContext": shapes.container_security_context(),
     }
     deployment = kube.Deployment(
         f"{name}-exporter",
-        metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(shapes.PINNED_IMAGE_SKIPS)),
+        metadata=shapes.metadata(
+            full_name, args.namespace, labels, shapes.scan_exceptions(shapes.PINNED_IMAGE_SKIPS, _EXPORTER_IGNORES)
+        ),
         spec={
             "replicas": 1,
             "selector": {"matchLabels": selector},
@@ -114,18 +118,21 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
         "imagePullPolicy": wanted.image.pull_policy,
         "env": env,
         "ports": [{"name": "http", "containerPort": UI_PORT, "protocol": "TCP"}],
-        "resources": wanted.resources.as_kubernetes(),
+        "resources": shapes.container_resources(wanted.resources),
         "startupProbe": shapes.http_probe("/actuator/health", "http", initial_delay=10, period=5, timeout=3, failures=36),
+        # Ready: Spring's health (which includes the cluster connection) is UP. Alive: the
+        # HTTP port is open; a Kafka outage takes the UI out of rotation, not into restarts.
         "readinessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=10, timeout=3, failures=3),
-        "livenessProbe": shapes.http_probe("/actuator/health", "http", initial_delay=0, period=20, timeout=5, failures=3),
+        "livenessProbe": shapes.tcp_probe("http", period=20, timeout=5, failures=6),
         "securityContext": shapes.container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     pod = _plain_pod(args, container, run_as_user=UI_UID)
-    pod["volumes"] = [{"name": "tmp", "emptyDir": {}}]
+    # java.io.tmpdir: the JVM's and Spring Boot's temporary files.
+    pod["volumes"] = [shapes.scratch_volume("tmp", "128Mi")]
     deployment = kube.Deployment(
         f"{name}-ui",
-        metadata=shapes.metadata(full_name, args.namespace, labels, shapes.checkov_skips(_UI_CHECKOV_SKIPS)),
+        metadata=shapes.metadata(full_name, args.namespace, labels, shapes.scan_exceptions(_UI_CHECKOV_SKIPS, _UI_IGNORES)),
         spec={
             "replicas": 1,
             "selector": {"matchLabels": selector},
@@ -151,7 +158,20 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
 
 # --- private builders ----------------------------------------------------------------
 
-# Why checkov's findings do not apply (see components/k8s.py).
+# Why kube-score's findings do not apply: one replica of each tool (see components/k8s.py).
+_EXPORTER_IGNORES = {
+    "deployment-replicas": (
+        "one exporter: each replica would ask every broker for all offsets and be scraped as a separate target, "
+        "doubling every series; a lost pod is replaced by the Deployment and costs a scrape or two, not data"
+    )
+}
+_UI_IGNORES = {
+    "deployment-replicas": (
+        "an operator's read-only console, not a serving path: one replica, and its login session stays in that pod"
+    )
+}
+
+# Why checkov's findings (and their kube-score twins) do not apply (see components/k8s.py).
 _UI_CHECKOV_SKIPS = {
     **shapes.PINNED_IMAGE_SKIPS,
     "CKV_K8S_35": (

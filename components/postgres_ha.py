@@ -232,7 +232,7 @@ class PostgresHA(pulumi.ComponentResource):
         )
         self.primary_service = kube.Service(
             f"{name}-primary-service",
-            metadata=shapes.metadata(names.primary_service, args.namespace, labels),
+            metadata=shapes.metadata(names.primary_service, args.namespace, labels, _ROLE_SERVICE_IGNORES),
             spec={
                 "type": "ClusterIP",
                 "selector": {**selector, SCOPE_LABEL: names.scope, ROLE_LABEL: LEADER_LABEL_VALUE},
@@ -242,7 +242,7 @@ class PostgresHA(pulumi.ComponentResource):
         )
         self.replica_service = kube.Service(
             f"{name}-replica-service",
-            metadata=shapes.metadata(names.replica_service, args.namespace, labels),
+            metadata=shapes.metadata(names.replica_service, args.namespace, labels, _ROLE_SERVICE_IGNORES),
             spec={
                 "type": "ClusterIP",
                 "selector": {**selector, SCOPE_LABEL: names.scope, ROLE_LABEL: FOLLOWER_LABEL_VALUE},
@@ -402,6 +402,17 @@ def _statefulset_spec(
     return spec | shapes.volume_claim_templates(PGDATA_CLAIM, settings.persistence, args.storage_class, selector)
 
 
+# Why kube-score's service-targets-pod does not apply to the primary and replica Services.
+_ROLE_SERVICE_IGNORES = shapes.kube_score_ignores(
+    {
+        "service-targets-pod": (
+            f"the Service selects on the {ROLE_LABEL!r} label Patroni puts on the leader and the replicas at run time "
+            "(Kubernetes as DCS); no pod template carries it, so that only the members in that role receive traffic"
+        )
+    }
+)
+
+
 def _checkov_skips(settings: PatroniSettings) -> dict[str, str]:
     reasons = {
         **shapes.PINNED_IMAGE_SKIPS,
@@ -419,7 +430,7 @@ def _checkov_skips(settings: PatroniSettings) -> dict[str, str]:
             f"runs as uid {settings.run_as_user}, the postgres user images/patroni/Dockerfile creates and owns "
             "PGDATA with (patroni.runAsUser must match the image); a higher uid needs a rebuilt image"
         )
-    return shapes.checkov_skips(reasons)
+    return shapes.scan_exceptions(reasons)
 
 
 def _pod_spec(args: PostgresHAArgs, names: PatroniNames, selector: dict[str, str]) -> shapes.Obj:
@@ -427,13 +438,14 @@ def _pod_spec(args: PostgresHAArgs, names: PatroniNames, selector: dict[str, str
     uid = settings.run_as_user
     volumes: list[shapes.Obj] = [
         {"name": "patroni-files", "configMap": {"name": names.files, "defaultMode": 0o555}},
-        {"name": "tmp", "emptyDir": {}},
-        {"name": "socket", "emptyDir": {}},
+        # patronictl's and psql's scratch files and the pgpass Patroni writes.
+        shapes.scratch_volume("tmp", "64Mi"),
+        # The server's Unix socket and its lock file.
+        shapes.scratch_volume("socket", "1Mi"),
         # PostgreSQL's dynamic shared memory; a container's default /dev/shm is 64 MiB.
-        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "256Mi"}},
+        shapes.scratch_volume("dshm", "256Mi", memory=True),
+        *shapes.data_volume("pgdata", settings.persistence),
     ]
-    if not settings.persistence.enabled:
-        volumes.append({"name": "pgdata", "emptyDir": {}})
     container: shapes.Obj = {
         "name": APP,
         "image": settings.image.reference,
@@ -445,7 +457,7 @@ def _pod_spec(args: PostgresHAArgs, names: PatroniNames, selector: dict[str, str
             {"name": "patroni", "containerPort": RESTAPI_PORT, "protocol": "TCP"},
         ],
         "env": _env(args, names),
-        "resources": settings.resources.as_kubernetes(),
+        "resources": shapes.container_resources(settings.resources, scratch=shapes.unclaimed_size(settings.persistence)),
         "readinessProbe": shapes.http_probe("/readiness", "patroni", initial_delay=5, period=10, timeout=5, failures=3),
         # /liveness fails once the HA loop has stalled longer than ttl; restart after about ttl more.
         "livenessProbe": shapes.http_probe(

@@ -245,7 +245,7 @@ class RedisCluster(pulumi.ComponentResource):
                 names.full,
                 args.namespace,
                 labels,
-                shapes.checkov_skips(_CHECKOV_SKIPS) | change_locks.statefulset_annotations(safety),
+                shapes.scan_exceptions(_CHECKOV_SKIPS) | change_locks.statefulset_annotations(safety),
             ),
             spec=_stateful_set_spec(args, names, selector, labels, rollout),
             opts=pulumi.ResourceOptions(
@@ -327,7 +327,8 @@ _JOB_ANNOTATIONS = {
     # instead of being left failed in the state.
     "pulumi.com/replaceUnready": "true",
 }
-# Why checkov's findings do not apply to the StatefulSet and the Jobs (see components/k8s.py).
+# Why checkov's findings (and their kube-score twins) do not apply to the StatefulSet and
+# the Jobs (see components/k8s.py).
 _CHECKOV_SKIPS = {
     **shapes.PINNED_IMAGE_SKIPS,
     "CKV_K8S_35": (
@@ -342,7 +343,7 @@ _CHECKOV_SKIPS = {
 
 
 def _job_annotations() -> dict[str, str]:
-    return {**_JOB_ANNOTATIONS, **shapes.checkov_skips(_CHECKOV_SKIPS)}
+    return {**_JOB_ANNOTATIONS, **shapes.scan_exceptions(_CHECKOV_SKIPS)}
 
 
 def _headless_spec(settings: RedisClusterSettings, selector: dict[str, str]) -> shapes.Obj:
@@ -410,7 +411,11 @@ def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[sh
                 "imagePullPolicy": settings.image.pull_policy,
                 "command": ["bash", f"{CONFIG_DIR}/cluster-{mode}.sh"],
                 "env": env,
-                "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
+                # Log + /tmp (16Mi): the scripts write nothing else.
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "32Mi", "ephemeral-storage": "32Mi"},
+                    "limits": {"cpu": "500m", "memory": "128Mi", "ephemeral-storage": "128Mi"},
+                },
                 "securityContext": shapes.container_security_context(),
                 "volumeMounts": [
                     {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
@@ -418,7 +423,7 @@ def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[sh
                 ],
             }
         ],
-        "volumes": [_config_volume(names), {"name": "tmp", "emptyDir": {}}],
+        "volumes": [_config_volume(names), shapes.scratch_volume("tmp", "16Mi")],
         **shapes.image_pull_secrets(args.image_pull_secrets),
     }
     return {
@@ -463,7 +468,7 @@ def _stateful_set_spec(
             shapes.env_value("REDIS_DATA_DIR", DATA_DIR),
             shapes.env_value("REDIS_FAILOVER_TIMEOUT", str(settings.failover_timeout_seconds)),
         ],
-        "resources": settings.resources.as_kubernetes(),
+        "resources": shapes.container_resources(settings.resources, scratch=shapes.unclaimed_size(settings.persistence)),
         # A long AOF load must not get the pod killed: liveness starts after this.
         "startupProbe": _exec_probe("probe-liveness.sh", period=5, timeout=5, failures=120),
         "livenessProbe": _exec_probe("probe-liveness.sh", period=10, timeout=5, failures=5),
@@ -490,17 +495,21 @@ def _stateful_set_spec(
                     shapes.env_value("REDIS_ADDR", f"redis://127.0.0.1:{settings.port}"),
                     shapes.env_from_secret("REDIS_PASSWORD", names.secret, PASSWORD_KEY),
                 ],
-                "resources": exporter.resources.as_kubernetes(),
+                "resources": shapes.container_resources(exporter.resources),
                 "securityContext": {**shapes.container_security_context(), "runAsUser": EXPORTER_UID},
-                "livenessProbe": shapes.http_probe("/health", "http-metrics", initial_delay=10, period=15, timeout=5, failures=3),
+                # /health answers once the exporter serves; liveness only asks that it holds its
+                # port, so a slow scrape of a busy Redis does not restart it.
+                "livenessProbe": shapes.tcp_probe("http-metrics", initial_delay=10, period=15, timeout=5, failures=6),
                 "readinessProbe": shapes.http_probe("/health", "http-metrics", initial_delay=5, period=10, timeout=5, failures=3),
             }
         )
     volumes: list[shapes.Obj] = [
         _config_volume(names),
-        {"name": "tmp", "emptyDir": {}},
+        # redis-cli's and the scripts' scratch files; the data is on /data.
+        shapes.scratch_volume("tmp", "32Mi"),
         # The readiness latch: gone with the pod, so a new pod must reach cluster_state:ok once.
-        {"name": "run", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        shapes.scratch_volume("run", "1Mi", memory=True),
+        *shapes.data_volume("data", settings.persistence),
     ]
     spec: shapes.Obj = {
         "serviceName": names.headless,
@@ -522,8 +531,6 @@ def _stateful_set_spec(
             },
         },
     }
-    if not settings.persistence.enabled:
-        volumes.append({"name": "data", "emptyDir": {}})
     # Kept on scale-in and on deletion: a node removed outside the drain path (say
     # `kubectl scale`) comes back with its slots and data instead of empty.
     return spec | shapes.volume_claim_templates(DATA_CLAIM, settings.persistence, args.storage_class, labels)

@@ -96,7 +96,10 @@ class ServiceSettings(ConfigModel):
 
 
 class ProbeSettings(ConfigModel):
-    path: str = Field(default="/health", pattern=r"^/", description="HTTP path probed on the http port")
+    type: Literal["httpGet", "tcpSocket"] = Field(
+        default="httpGet", description="httpGet: GET path on the http port; tcpSocket: only connect to the http port"
+    )
+    path: str = Field(default="/health", pattern=r"^/", description="HTTP path probed on the http port (httpGet)")
     initial_delay_seconds: int = Field(default=10, ge=0, description="seconds before the first probe")
     period_seconds: int = Field(default=10, ge=1, description="seconds between probes")
     timeout_seconds: int = Field(default=3, ge=1, description="seconds before a probe times out")
@@ -127,8 +130,16 @@ class AppSettings(ConfigModel):
     service: ServiceSettings = Field(description="the tier's Service")
     autoscaling: AutoscalingSettings = Field(default=AutoscalingSettings(), description="HorizontalPodAutoscaler")
     resources: ResourceSettings = Field(description="container resources")
-    liveness_probe: ProbeSettings = Field(default=ProbeSettings(initial_delay_seconds=30), description="liveness probe")
-    readiness_probe: ProbeSettings = Field(default=ProbeSettings(period_seconds=5), description="readiness probe")
+    # Liveness asks only that the server holds its port, and tolerates a minute of failures;
+    # readiness asks it to serve its path. An overloaded pod is then taken out of rotation,
+    # not restarted (which would move its load onto the others).
+    liveness_probe: ProbeSettings = Field(
+        default=ProbeSettings(type="tcpSocket", initial_delay_seconds=30, failure_threshold=6),
+        description="liveness probe (restarts the container)",
+    )
+    readiness_probe: ProbeSettings = Field(
+        default=ProbeSettings(period_seconds=5), description="readiness probe (takes the pod out of its Service)"
+    )
     security_context: AppSecurityContext = Field(
         default=AppSecurityContext(), description="the container's user and group (runAsUser, runAsGroup)"
     )

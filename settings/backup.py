@@ -109,7 +109,10 @@ class PostgresBackupSettings(ConfigModel):
         description="which Service pg_dump reads from: replica (spares the primary; the primary when patroni.replicaCount is 1) "
         "or primary",
     )
-    volume_size: Quantity = Field(default="20Gi", description="size of the backup PersistentVolumeClaim (destination pvc)")
+    volume_size: Quantity = Field(
+        default="20Gi",
+        description="size of the backup PersistentVolumeClaim (destination pvc), or of the dump's scratch volume (s3)",
+    )
     active_deadline_seconds: int = Field(default=3600, ge=60, description="a dump running longer than this is killed and fails")
 
 
@@ -119,7 +122,10 @@ class RedisBackupSettings(ConfigModel):
     retention: int = Field(
         default=7, ge=1, le=1000, description="number of snapshots kept; older ones are removed after each success"
     )
-    volume_size: Quantity = Field(default="10Gi", description="size of the backup PersistentVolumeClaim (destination pvc)")
+    volume_size: Quantity = Field(
+        default="10Gi",
+        description="size of the backup PersistentVolumeClaim (destination pvc), or of the dump's scratch volume (s3)",
+    )
     active_deadline_seconds: int = Field(default=1800, ge=60, description="a snapshot run longer than this is killed and fails")
 
 
@@ -139,7 +145,12 @@ class BackupSettings(ConfigModel):
     failed_jobs_history_limit: int = Field(default=5, ge=0, le=100, description="failed Jobs kept for their logs")
     resources: ResourceSettings = Field(
         default=ResourceSettings.model_validate(
-            {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+            {
+                # Log + /tmp (64Mi: HOME, the S3 client's cache). The dumps go to the claim, or
+                # (destination s3) to a scratch volume of the plan's volumeSize, added to these.
+                "requests": {"cpu": "100m", "memory": "128Mi", "ephemeralStorage": "64Mi"},
+                "limits": {"cpu": "1", "memory": "512Mi", "ephemeralStorage": "256Mi"},
+            }
         ),
         description="resources of every backup container",
     )
@@ -158,7 +169,7 @@ class BackupSettings(ConfigModel):
             reason = cron_problem(job.schedule)
             if reason:
                 found.append(Problem(f"{key}.{system}.schedule", reason))
-            if self.destination == "pvc" and parse_quantity(job.volume_size) <= 0:
+            if parse_quantity(job.volume_size) <= 0:
                 found.append(Problem(f"{key}.{system}.volumeSize", "the backup volume must be larger than 0 (e.g. 20Gi)"))
         if self.postgres.enabled and self.redis.enabled and self.postgres.schedule.strip() == self.redis.schedule.strip():
             found.append(

@@ -188,6 +188,17 @@ class ImageSettings(ConfigModel):
 class ResourceAmounts(ConfigModel):
     cpu: Quantity | None = Field(default=None, description="CPU quantity (250m, 1)")
     memory: Quantity | None = Field(default=None, description="memory quantity (512Mi, 2Gi)")
+    ephemeral_storage: Quantity | None = Field(
+        default=None,
+        description="node disk the container may fill (its logs and emptyDir volumes; Kubernetes' ephemeral-storage)",
+    )
+
+    def as_kubernetes(self) -> dict[str, str]:
+        # Kubernetes spells the resource with a hyphen, which no camelCase key has.
+        amounts = self.model_dump(exclude_none=True)
+        if "ephemeral_storage" in amounts:
+            amounts["ephemeral-storage"] = amounts.pop("ephemeral_storage")
+        return amounts
 
 
 class ResourceSettings(ConfigModel):
@@ -196,20 +207,20 @@ class ResourceSettings(ConfigModel):
 
     def problems(self, key: str) -> list[Problem]:
         found: list[Problem] = []
-        for resource in ("cpu", "memory"):
+        for resource, name in (("cpu", "cpu"), ("memory", "memory"), ("ephemeral_storage", "ephemeralStorage")):
             request = getattr(self.requests, resource)
             limit = getattr(self.limits, resource)
-            if request is None:
+            if request is None and resource != "ephemeral_storage":
                 found.append(
-                    Problem(f"{key}.requests.{resource}", f"set a {resource} request so the scheduler and the HPA can use it")
+                    Problem(f"{key}.requests.{name}", f"set a {resource} request so the scheduler and the HPA can use it")
                 )
             if limit is None and resource == "memory":
                 found.append(Problem(f"{key}.limits.memory", "set a memory limit so one pod cannot starve its node"))
             if request is not None and limit is not None and parse_quantity(request) > parse_quantity(limit):
                 found.append(
                     Problem(
-                        f"{key}.requests.{resource}",
-                        f"request {request} is larger than limit {limit}; lower the request or raise {key}.limits.{resource}",
+                        f"{key}.requests.{name}",
+                        f"request {request} is larger than limit {limit}; lower the request or raise {key}.limits.{name}",
                     )
                 )
         return found
@@ -218,7 +229,7 @@ class ResourceSettings(ConfigModel):
         """The ``resources`` block of a container spec."""
         block: dict[str, dict[str, str]] = {}
         for part in ("requests", "limits"):
-            amounts = getattr(self, part).model_dump(exclude_none=True)
+            amounts = getattr(self, part).as_kubernetes()
             if amounts:
                 block[part] = amounts
         return block

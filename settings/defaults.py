@@ -37,10 +37,17 @@ def _behavior(scale_up_pods: int) -> dict[str, Any]:
     }
 
 
-def _resources(cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str) -> dict[str, Any]:
+def _resources(
+    cpu_request: str, memory_request: str, cpu_limit: str, memory_limit: str, *, storage: tuple[str, str]
+) -> dict[str, Any]:
+    """``storage``: the ephemeral-storage (request, limit), the node disk the container
+    fills: its log (the kubelet keeps 5 rotated files of 10 MiB, so about 64Mi) and the
+    emptyDirs it writes (each capped by its sizeLimit, in the component). The request is
+    what a running pod holds, the limit what it may reach before it is evicted alone."""
+    storage_request, storage_limit = storage
     return {
-        "requests": {"cpu": cpu_request, "memory": memory_request},
-        "limits": {"cpu": cpu_limit, "memory": memory_limit},
+        "requests": {"cpu": cpu_request, "memory": memory_request, "ephemeralStorage": storage_request},
+        "limits": {"cpu": cpu_limit, "memory": memory_limit, "ephemeralStorage": storage_limit},
     }
 
 
@@ -91,34 +98,40 @@ _COMMON: dict[str, Any] = {
                 "host all all ::/0 scram-sha-256",
             ],
         },
-        "resources": _resources("250m", "512Mi", "1000m", "2Gi"),
+        # Log (PostgreSQL logs to stderr) + /tmp (64Mi) + the socket dir (1Mi); PGDATA is the claim.
+        "resources": _resources("250m", "512Mi", "1000m", "2Gi", storage=("64Mi", "256Mi")),
     },
     "redisCluster": {
         # Built from images/redis/Dockerfile: Debian's redis-server 7.0.15, the version the
         # conformance tests run; the upstream redis:7.0.15 is a compatible alternative.
         "image": {"repository": "ai-infra-redis", "tag": "7.0.15"},
-        "resources": _resources("100m", "256Mi", "500m", "1Gi"),
+        # Log + /tmp (32Mi); /data is the claim.
+        "resources": _resources("100m", "256Mi", "500m", "1Gi", storage=("64Mi", "256Mi")),
     },
     "kafka": {
         # Built from images/kafka/Dockerfile: the jars of tools/ci/kafka-pom.xml, the version the
         # conformance tests run; the upstream apache/kafka:4.1.1 is a compatible alternative.
         "image": {"repository": "ai-infra-kafka", "tag": "4.1.1"},
-        "resources": _resources("500m", "1Gi", "2000m", "4Gi"),
+        # Log + /tmp (64Mi: the rendered server.properties, native compression libraries) +
+        # LOG_DIR (128Mi: the GC log, capped at 4 x 16 MB); the partitions are the claim.
+        "resources": _resources("500m", "1Gi", "2000m", "4Gi", storage=("128Mi", "512Mi")),
     },
     "backend": {
-        **_app("ai-infra-backend", 8082, _resources("250m", "512Mi", "1000m", "2Gi")),
+        # The application tiers are not this project's images: their writable paths (/tmp,
+        # nginx's cache of buffered bodies) may each take up to the limit, the pod's total.
+        **_app("ai-infra-backend", 8082, _resources("250m", "512Mi", "1000m", "2Gi", storage=("256Mi", "1Gi"))),
         "livenessProbe": {"timeoutSeconds": 5},
         "env": {"JWT_EXPIRY": "24h", "JWT_REFRESH_EXPIRY": "168h", "SESSION_TIMEOUT": "86400", "LOG_LEVEL": "info"},
     },
     # The web tiers answer on / (the backend on /health) and start faster.
     "frontend": {
-        **_app("ai-infra-frontend", 80, _resources("100m", "128Mi", "500m", "512Mi")),
-        "livenessProbe": {"path": "/", "initialDelaySeconds": 10},
+        **_app("ai-infra-frontend", 80, _resources("100m", "128Mi", "500m", "512Mi", storage=("64Mi", "256Mi"))),
+        "livenessProbe": {"initialDelaySeconds": 10},
         "readinessProbe": {"path": "/", "initialDelaySeconds": 5},
     },
     "nginx": {
-        **_app("ai-infra-nginx", 80, _resources("100m", "128Mi", "300m", "256Mi")),
-        "livenessProbe": {"path": "/", "initialDelaySeconds": 10},
+        **_app("ai-infra-nginx", 80, _resources("100m", "128Mi", "300m", "256Mi", storage=("128Mi", "1Gi"))),
+        "livenessProbe": {"initialDelaySeconds": 10},
         "readinessProbe": {"path": "/", "initialDelaySeconds": 5},
     },
 }

@@ -121,7 +121,11 @@ class KafkaControllerSettings(ConfigModel):
     )
     resources: ResourceSettings = Field(
         default=ResourceSettings.model_validate(
-            {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "1000m", "memory": "2Gi"}}
+            {
+                # As a broker's (kafka.resources): log, /tmp and the GC log in LOG_DIR.
+                "requests": {"cpu": "250m", "memory": "1Gi", "ephemeralStorage": "128Mi"},
+                "limits": {"cpu": "1000m", "memory": "2Gi", "ephemeralStorage": "512Mi"},
+            }
         ),
         description="Requests and limits of each controller; the JVM heap is half the memory limit.",
     )
@@ -137,7 +141,11 @@ class KafkaUiSettings(ConfigModel):
     )
     resources: ResourceSettings = Field(
         default=ResourceSettings.model_validate(
-            {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "512Mi"}}
+            {
+                # Log + /tmp (128Mi: the JVM's and Spring Boot's temporary files).
+                "requests": {"cpu": "100m", "memory": "256Mi", "ephemeralStorage": "64Mi"},
+                "limits": {"cpu": "500m", "memory": "512Mi", "ephemeralStorage": "256Mi"},
+            }
         ),
         description="Requests and limits of the UI pod.",
     )
@@ -150,7 +158,11 @@ class KafkaExporterSettings(ConfigModel):
     )
     resources: ResourceSettings = Field(
         default=ResourceSettings.model_validate(
-            {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}}
+            {
+                # Its log only: it writes no file.
+                "requests": {"cpu": "50m", "memory": "64Mi", "ephemeralStorage": "32Mi"},
+                "limits": {"cpu": "200m", "memory": "128Mi", "ephemeralStorage": "128Mi"},
+            }
         ),
         description="Requests and limits of the exporter pod.",
     )

@@ -102,6 +102,31 @@ class PlatformSettings(ConfigModel):
     def apps(self) -> dict[str, AppSettings]:
         return {"backend": self.backend, "frontend": self.frontend, "nginx": self.nginx}
 
+    @property
+    def separate_node_pods(self) -> dict[str, int]:
+        """Pods that each require a node of their own, by workload (its pods'
+        app.kubernetes.io/name): the required hostname anti-affinity of each is against
+        its own workload's pods only, so pods of different workloads may share a node.
+        Everything else (the app tiers, exporters, Kafka UI, Jobs) only prefers to spread."""
+        groups: dict[str, int] = {}
+        if self.patroni.enabled and self.patroni.require_separate_nodes:
+            groups["patroni"] = self.patroni.replica_count
+        if self.redis_cluster.enabled and self.redis_cluster.require_separate_nodes:
+            groups["redis-cluster"] = self.redis_cluster.node_count
+        if self.kafka.enabled:  # always required (components/kafka_kraft.py)
+            groups["kafka"] = self.kafka.replica_count
+            if self.kafka.controller.dedicated:
+                groups["kafka-controller"] = self.kafka.controller.replica_count
+        return groups
+
+    @property
+    def minimum_nodes(self) -> int:
+        """The fewest schedulable nodes on which every pod of the stack can be placed: the
+        largest group of pods that require separate nodes. Only the anti-affinity counts
+        here (not CPU or memory), and draining a node without a pod left Pending needs
+        one more."""
+        return max(self.separate_node_pods.values(), default=1)
+
     def problems(self) -> list[Problem]:
         """Every rule between values, each naming its key. Empty when the config is good."""
         production = self.production

@@ -62,7 +62,11 @@ class RedisExporterSettings(ConfigModel):
     )
     resources: ResourceSettings = Field(
         default=ResourceSettings.model_validate(
-            {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"cpu": "100m", "memory": "64Mi"}}
+            {
+                # Its log only: it writes no file.
+                "requests": {"cpu": "10m", "memory": "32Mi", "ephemeralStorage": "32Mi"},
+                "limits": {"cpu": "100m", "memory": "64Mi", "ephemeralStorage": "128Mi"},
+            }
         ),
         description="resources of the exporter container",
     )

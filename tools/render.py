@@ -24,7 +24,7 @@ import sys
 import typing
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +75,10 @@ class Rendered:
     secret_outputs: frozenset[str]
     resource_types: dict[str, int]  # every registered resource (components too) by type token
     flows: list[Flow]  # the flow table the network policies allow
+    # (kind, name) -> the ignore_changes paths the object is registered with: what an
+    # update keeps from the live object instead of the program (the rendered spec is
+    # then only what a create sends).
+    ignore_changes: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
 
 
 # --- evaluation under mocks -------------------------------------------------------------
@@ -129,6 +133,7 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
         frozenset(secret),
         dict(sorted(mocks.types.items())),
         flows,
+        dict(mocks.ignore_changes),
     )
 
 
@@ -138,6 +143,7 @@ class _RenderMocks:
     def __init__(self) -> None:
         self.objects: list[dict[str, Any]] = []
         self.types: Counter[str] = Counter()
+        self.ignore_changes: dict[tuple[str, str], tuple[str, ...]] = {}
 
     def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
         self.types[args.typ] += 1
@@ -177,6 +183,11 @@ def _echo_monitor(mocks: pulumi.runtime.Mocks) -> pulumi.runtime.mocks.MockMonit
             inputs = json_format.MessageToDict(request.object)
             args = sdk_mocks.MockResourceArgs(request.type, request.name, inputs, request.provider, custom=request.custom)
             resource_id, state = self.mocks.new_resource(args)
+            if request.ignoreChanges:
+                recorded = typing.cast("_RenderMocks", self.mocks).ignore_changes
+                recorded[(inputs.get("kind", request.type), inputs.get("metadata", {}).get("name", request.name))] = tuple(
+                    request.ignoreChanges
+                )
             answer = struct_pb2.Struct()
             answer.CopyFrom(request.object)
             answer.update({key: value for key, value in state.items() if key not in inputs})  # the stand-ins

@@ -205,7 +205,11 @@ up)
 	fi
 	;;
 preview) pulumi preview "${config_flags[@]}" "$@" ;;
-destroy) pulumi destroy "${confirm[@]}" "${config_flags[@]}" "$@" ;;
+destroy)
+	# The volumes stay, and so do the protected generators of what their data was written
+	# with (credentials, the Kafka cluster ID, a prod quorum lock): a later up finds both.
+	pulumi destroy --exclude-protected "${confirm[@]}" "${config_flags[@]}" "$@"
+	;;
 esac
 
 if [[ -n $render_dir && $action == up ]]; then

@@ -70,6 +70,13 @@ class RenderedRole:
     entrypoint: str
     env: dict[str, str]  # literal env values of the kafka container
     replicas: int
+    probe_ready: str = ""  # the readiness probe's script
+
+
+def readiness_command(objects: Any, statefulset: str) -> list[str]:
+    """The kafka container's readiness exec command, as rendered."""
+    pod = objects.get("StatefulSet", statefulset)["spec"]["template"]["spec"]
+    return next(c for c in pod["containers"] if c["name"] == "kafka")["readinessProbe"]["exec"]["command"]
 
 
 def rendered_role(objects: Any, statefulset: str) -> RenderedRole:
@@ -79,7 +86,9 @@ def rendered_role(objects: Any, statefulset: str) -> RenderedRole:
     data = objects.get("ConfigMap", config_map)["data"]
     container = next(c for c in pod["containers"] if c["name"] == "kafka")
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
-    return RenderedRole(statefulset, data["server.properties"], data["entrypoint.sh"], env, sts["spec"]["replicas"])
+    return RenderedRole(
+        statefulset, data["server.properties"], data["entrypoint.sh"], env, sts["spec"]["replicas"], data["probe-ready.sh"]
+    )
 
 
 def rendered_cluster_id(objects: Any, release: str = "ai-infra") -> str:

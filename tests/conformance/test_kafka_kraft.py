@@ -36,6 +36,7 @@ from tests.conformance.kafka_cluster import (
     kafka_version,
     localize,
     quorum_status,
+    readiness_command,
     rendered_cluster_id,
     rendered_role,
     stop_all,
@@ -510,3 +511,41 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
 
 def _fully_in_sync(cluster: Cluster, topic: str) -> bool:
     return all(len(isr) == 3 for _, _, isr in cluster.partitions(topic).values())
+
+
+def test_readiness_probe_asks_a_real_node_and_fails_on_a_silent_port(tmp_path):
+    """The rendered probe-ready.sh (the brokers' and controllers' readiness probe) passes
+    against a real Kafka node on its broker and its controller listener, and fails on a
+    closed port and on a listener that accepts but never answers (a stalled node: the
+    TCP liveness probe would still pass there, which is the point of the pair)."""
+    import socket
+    import subprocess
+
+    libs = kafka_libs()
+    objects = Objects(render_stack("dev").objects)
+    role = rendered_role(objects, f"{RELEASE}-kafka")
+    command = readiness_command(objects, f"{RELEASE}-kafka")
+    assert command[:2] == ["bash", "/etc/kafka/rendered/probe-ready.sh"] and command[2] == "9092"
+    script = tmp_path / "probe-ready.sh"
+    script.write_text(role.probe_ready)
+
+    def probe(port: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["bash", str(script), str(port)], capture_output=True, text=True, timeout=20, check=False)
+
+    closed = free_port()
+    assert probe(closed).returncode != 0
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        started = time.monotonic()
+        assert probe(silent.getsockname()[1]).returncode != 0
+        assert time.monotonic() - started < 10  # within the probe's timeoutSeconds
+    broker_port, controller_port = free_port(), free_port()
+    cluster_id = rendered_cluster_id(objects)
+    node = _make_node(role, f"{RELEASE}-kafka-0", 0, voter_ports={0: controller_port}, libs=libs, root=tmp_path,
+                      cluster_id=cluster_id, broker_port=broker_port, controller_port=controller_port)  # fmt: skip
+    try:
+        node.start()
+        node.wait_port(broker_port, 180)
+        wait_until(lambda: probe(broker_port).returncode == 0, 120, "the broker answers ApiVersions")
+        wait_until(lambda: probe(controller_port).returncode == 0, 60, "the controller answers ApiVersions")
+    finally:
+        stop_all([node])

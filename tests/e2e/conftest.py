@@ -77,8 +77,15 @@ class Project:
         included): a test that needs a deployed stack asks for it instead of relying
         on an earlier test."""
         self.stack(stack)
-        if not self.json("stack", "output", "--stack", stack):
+        if not self.workloads(stack):
             self.run("up", "--yes", "--stack", stack, env=self.render_env(stack))
+
+    def workloads(self, stack: str) -> list[str]:
+        """The URNs of the StatefulSets and Deployments in ``stack``'s state (a destroy
+        leaves the protected generators and the last outputs, never a workload)."""
+        resources = json.loads(self.run("stack", "export", "--stack", stack).stdout)["deployment"].get("resources") or []
+        kinds = ("kubernetes:apps/v1:StatefulSet", "kubernetes:apps/v1:Deployment")
+        return [r["urn"] for r in resources if r["type"] in kinds]
 
 
 def make_project(base: Path) -> Project:

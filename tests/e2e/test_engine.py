@@ -118,15 +118,30 @@ def test_a_consuming_project_reads_the_outputs(project: Project):
 
 def test_destroy_of_the_rendered_dev_stack_keeps_the_namespace_and_backup_volumes(project: Project):
     project.deployed("dev")
-    project.run("destroy", "--yes", "--stack", "dev", env=project.render_env("dev"))
+    # A plain destroy is refused: it would drop the generated credentials and cluster ID
+    # the retained volumes were written with. make destroy excludes the protected ones.
+    refused = project.run("destroy", "--yes", "--stack", "dev", env=project.render_env("dev"), check=False)
+    assert refused.returncode != 0 and "protect" in refused.stdout + refused.stderr, refused.stdout[-2000:]
+    project.run("destroy", "--yes", "--exclude-protected", "--stack", "dev", env=project.render_env("dev"))
+    kept = json.loads(project.run("stack", "export", "--stack", "dev").stdout)["deployment"]["resources"]
+    kept_types = {r["type"] for r in kept if r.get("protect")}
+    assert kept_types == {"random:index/randomPassword:RandomPassword", "random:index/randomId:RandomId"}, kept_types
+    # What the protected ones' parents depend on stays with them: the namespace (retained
+    # anyway) and its default deny, which guards whatever runs there next.
+    kept_objects = {
+        r["urn"].split("::")[-1] for r in kept if r["type"].startswith("kubernetes:") and "providers" not in r["type"]
+    }
+    assert all(name == "namespace" or name.startswith("network-isolation-") for name in kept_objects), kept_objects
     # The namespace and the backup volumes are retained on delete: the data in them (and
     # the StatefulSets' claims, which Kubernetes keeps) survives a destroy.
-    assert sorted(provider_manifests(project.render_root / "dev")) == [
+    left = sorted(provider_manifests(project.render_root / "dev"))
+    assert [item for item in left if item[0] != "NetworkPolicy"] == [
         ("Namespace", "ai-infra"),
         ("PersistentVolumeClaim", "ai-infra-backup-postgres"),
         ("PersistentVolumeClaim", "ai-infra-backup-redis"),
     ]
-    assert project.json("stack", "output", "--stack", "dev") == {}
+    assert len([item for item in left if item[0] == "NetworkPolicy"]) == len(kept_objects) - 1
+    assert not project.workloads("dev"), "the destroy left workloads in the state"
 
 
 def test_every_workload_waits_for_the_namespaces_default_deny(project: Project):

@@ -128,13 +128,64 @@ def test_no_job_pod_is_taken_for_a_servers_pod(rendered):
         assert not taken, f"{owner['kind']} {owner['metadata']['name']}'s pods are selected by {taken}"
 
 
-def test_every_hpa_targets_an_existing_workload_without_a_fixed_replica_count(rendered):
+def test_every_hpa_targets_an_existing_workload_whose_replica_count_updates_keep(stack):
+    """An HPA's target declares replicas (a new Deployment starts at minReplicas; a field
+    left out would be reset to 1 by server-side apply) and ignores its changes, so no
+    update moves the count the HPA chose. Without an HPA the count is the program's."""
+    result = render_stack(stack)
+    rendered = Objects(result.objects)
+    targets = set()
     for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
         target = hpa["spec"]["scaleTargetRef"]
         assert target["kind"] == "Deployment", "only stateless Deployments autoscale"
         workload = rendered.get(target["kind"], target["name"])
-        assert "replicas" not in workload["spec"]
+        assert workload["spec"]["replicas"] == hpa["spec"]["minReplicas"]
+        assert result.ignore_changes.get(("Deployment", target["name"])) == ("spec.replicas",)
         assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        targets.add(target["name"])
+    for key in result.ignore_changes:
+        assert key[0] == "Deployment" and key[1] in targets, f"{key} ignores changes without an HPA"
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides", "expected"),
+    [
+        ("dev", (), 1),
+        ("prod", (), 6),
+        ("prod", ("redisCluster.masterCount=6",), 12),
+        ("prod", ("redisCluster.requireSeparateNodes=false",), 3),
+        ("prod", ("redisCluster.requireSeparateNodes=false", "patroni.replicaCount=5"), 5),
+    ],
+)
+def test_minimum_nodes_is_what_the_rendered_anti_affinity_requires(stack, overrides, expected):
+    """settings.minimum_nodes (the minimumNodes output, the README's numbers) against the
+    rendered objects: every pod template with a required hostname anti-affinity term,
+    with the pods that term selects, over every workload of the render."""
+    result = render_stack(stack, *overrides)
+    rendered = Objects(result.objects)
+    pods = [(owner, template, _pod_count(owner)) for owner, template in rendered.pod_templates()]
+    required: dict[str, int] = {}
+    for owner, template, _ in pods:
+        affinity = template["spec"].get("affinity", {}).get("podAntiAffinity", {})
+        for term in affinity.get("requiredDuringSchedulingIgnoredDuringExecution", []):
+            assert term["topologyKey"] == "kubernetes.io/hostname"
+            selector = term["labelSelector"]["matchLabels"]
+            selected = [
+                (other, count)
+                for other, other_template, count in pods
+                if _matches(selector, other_template["metadata"]["labels"])
+            ]
+            # A term against its own workload only: then workloads never exclude each other.
+            assert [other["metadata"]["name"] for other, _ in selected] == [owner["metadata"]["name"]], selected
+            required[selector["app.kubernetes.io/name"]] = sum(count for _, count in selected)
+    assert required == result.settings.separate_node_pods
+    assert result.settings.minimum_nodes == max(required.values(), default=1) == expected
+    assert result.outputs["minimumNodes"] == expected
+
+
+def _pod_count(owner: dict[str, Any]) -> int:
+    """Pods a workload runs at once (Jobs: one; their pods carry no required term)."""
+    return int(owner["spec"].get("replicas", 1)) if owner["kind"] in ("Deployment", "StatefulSet") else 1
 
 
 def test_statefulsets_have_their_headless_service(rendered):

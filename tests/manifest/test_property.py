@@ -74,12 +74,15 @@ def test_valid_configs_always_render_and_validate(case):
         # The generator keeps to the documented rules; a refusal here is a rule the
         # README does not state, which the property should surface.
         raise AssertionError("\n".join(error.lines())) from None
-    rendered = Objects(evaluate(platform, stack).objects)
+    result = evaluate(platform, stack)
+    rendered = Objects(result.objects)
     for obj in rendered.all:
         if obj["kind"] in ("ServiceMonitor", "PrometheusRule", "PodMonitor"):
             continue
         kubernetes_validate.validate(obj, "1.30.0", strict=True)
     for hpa in rendered.of_kind("HorizontalPodAutoscaler"):
-        assert "replicas" not in rendered.get("Deployment", hpa["spec"]["scaleTargetRef"]["name"])["spec"]
+        target = hpa["spec"]["scaleTargetRef"]["name"]
+        assert rendered.get("Deployment", target)["spec"]["replicas"] == hpa["spec"]["minReplicas"]
+        assert result.ignore_changes[("Deployment", target)] == ("spec.replicas",)
     for pdb in rendered.of_kind("PodDisruptionBudget"):
         assert pdb["spec"]["maxUnavailable"] >= 1

@@ -89,9 +89,13 @@ def deployed() -> Iterator[Deployed]:
     if sys.platform != "linux" or os.geteuid() != 0:
         pytest.skip("the local cluster needs Linux and root")
     state = layout.state_dir()
-    outputs = _outputs() if ClusterState.load(state) else {}
+    running = ClusterState.load(state)
+    outputs = _outputs() if running else {}
     up_log = ""
-    if not outputs.get("namespace"):
+    # `make down` leaves the last outputs (and the protected generators) in the stack:
+    # deployed means its StatefulSets run.
+    namespace = outputs.get("namespace")
+    if not (running and namespace and Cluster(state, running).get("-n", namespace, "statefulsets")["items"]):
         up_log = stack_tool("up", STACK)
         outputs = _outputs()
     info = ClusterState.load(state)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from components.autoscaled_app import PATCH_FORCE
 from settings import load_settings
-from tests.conftest import Objects, objects
+from tests.conftest import Objects, objects, render_stack
 from tools.render import evaluate
 
 APPS = ("backend", "frontend", "nginx")
@@ -47,9 +48,30 @@ def test_prod_hpa_ranges_and_behaviour_follow_the_guide():
 
 
 @pytest.mark.parametrize("app", APPS)
-def test_replicas_belong_to_the_hpa_when_it_is_on(app):
-    assert "replicas" not in objects("prod").get("Deployment", f"ai-infra-{app}")["spec"]
-    assert objects("dev").get("Deployment", f"ai-infra-{app}")["spec"]["replicas"] == 1
+def test_with_the_hpa_on_replicas_are_declared_for_a_create_and_kept_on_updates(app):
+    """spec.replicas is never left out (server-side apply would reset a running
+    Deployment to 1): it is minReplicas for a new Deployment, and ignore_changes makes
+    every update keep the live count, the HPA's. No force: nothing to take back."""
+    prod = render_stack("prod")
+    deployment = Objects(prod.objects).get("Deployment", f"ai-infra-{app}")
+    assert deployment["spec"]["replicas"] == prod.settings.apps[app].autoscaling.min_replicas == 2
+    assert prod.ignore_changes[("Deployment", f"ai-infra-{app}")] == ("spec.replicas",)
+    assert PATCH_FORCE not in deployment["metadata"].get("annotations", {})
+
+
+@pytest.mark.parametrize("app", APPS)
+def test_with_the_hpa_off_the_program_sets_replicas_and_takes_the_field_back(app):
+    """Turning the HPA off sets replicaCount, forced: the HPA controller still owns
+    spec.replicas from its last scale, and an unforced apply would fail on the conflict."""
+    dev = render_stack("dev", f"{app}.replicaCount=3")
+    deployment = Objects(dev.objects).get("Deployment", f"ai-infra-{app}")
+    assert deployment["spec"]["replicas"] == 3
+    assert ("Deployment", f"ai-infra-{app}") not in dev.ignore_changes
+    assert deployment["metadata"]["annotations"][PATCH_FORCE] == "true"
+    off = render_stack("prod", f"{app}.autoscaling.enabled=false", f"{app}.replicaCount=4")
+    assert Objects(off.objects).get("Deployment", f"ai-infra-{app}")["spec"]["replicas"] == 4
+    assert Objects(off.objects).find("HorizontalPodAutoscaler", f"ai-infra-{app}-hpa") is None
+    assert ("Deployment", f"ai-infra-{app}") not in off.ignore_changes
 
 
 def test_dev_has_no_hpa_and_no_pdb_for_single_replicas():
@@ -79,10 +101,24 @@ def test_backend_probes_health_on_8082_as_in_the_guide():
     backend = container(objects("prod").get("Deployment", "ai-infra-backend"))
     ports = {port["name"]: port["containerPort"] for port in backend["ports"]}
     assert ports == {"http": 8082}
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert backend[probe]["httpGet"] == {"path": "/health", "port": "http"}
-    assert backend["livenessProbe"]["initialDelaySeconds"] == 30
+    assert backend["readinessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert backend["readinessProbe"]["periodSeconds"] == 5
+    # Liveness only connects (kube-score's container-probes identical): a backend too busy
+    # to answer /health leaves the Service for 15 s, and is restarted only once its port
+    # has been closed for a minute.
+    assert backend["livenessProbe"]["tcpSocket"] == {"port": "http"} and "httpGet" not in backend["livenessProbe"]
+    assert backend["livenessProbe"]["initialDelaySeconds"] == 30
+    assert backend["livenessProbe"]["failureThreshold"] * backend["livenessProbe"]["periodSeconds"] == 60
+
+
+def test_the_guides_http_liveness_probe_is_still_one_setting_away():
+    backend = container(
+        objects("prod", "backend.livenessProbe.type=httpGet", "backend.livenessProbe.path=/alive").get(
+            "Deployment", "ai-infra-backend"
+        )
+    )
+    assert backend["livenessProbe"]["httpGet"] == {"path": "/alive", "port": "http"}
+    assert "tcpSocket" not in backend["livenessProbe"]
 
 
 def test_restricted_security_context_everywhere():

@@ -160,7 +160,17 @@ def test_s3_destination_uploads_with_keys_from_the_named_secret(stack: str) -> N
         (dump,) = pod["initContainers"]
         (upload,) = pod["containers"]
         assert dump["name"] == f"backup-{system}"
-        assert {volume["name"]: volume for volume in pod["volumes"]}["backup"] == {"name": "backup", "emptyDir": {}}
+        # The dump waits for its upload on the node's disk: a scratch volume of the plan's
+        # volumeSize, counted in the dumping container's ephemeral storage.
+        size = {"prod": {"postgres": "100Gi", "redis": "20Gi"}, "dev": {"postgres": "20Gi", "redis": "10Gi"}}[stack][system]
+        assert {volume["name"]: volume for volume in pod["volumes"]}["backup"] == {
+            "name": "backup",
+            "emptyDir": {"sizeLimit": size},
+        }
+        assert (
+            dump["resources"]["limits"]["ephemeral-storage"] == {"100Gi": "102656Mi", "20Gi": "20736Mi", "10Gi": "10496Mi"}[size]
+        )
+        assert upload["resources"]["limits"]["ephemeral-storage"] == "256Mi"
         assert upload["image"] == "ai-infra-backup:15-7.0.15"
         assert upload["command"] == ["sh", f"{SCRIPTS_DIR}/upload-s3.sh", system]
         variables = env(upload)
@@ -248,7 +258,7 @@ def test_cron_jobs_never_overlap_and_are_bounded_and_restricted(stack: str, over
         assert context["runAsNonRoot"] is True and context["runAsUser"] > 0
         assert context["seccompProfile"] == {"type": "RuntimeDefault"}
         volumes = {volume["name"]: volume for volume in pod["volumes"]}
-        assert volumes["tmp"] == {"name": "tmp", "emptyDir": {}}
+        assert volumes["tmp"] == {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}
         for container in _containers(cron_job):
             security = container["securityContext"]
             assert security["allowPrivilegeEscalation"] is False
