@@ -227,6 +227,8 @@ _TEXT_BY_SUFFIX: tuple[tuple[tuple[str, ...], Any], ...] = (
     ((".requests.cpu",), "50m"),
     ((".cpu",), "2"),
     ((".requests.memory",), "64Mi"),
+    ((".requests.ephemeralStorage",), "48Mi"),  # below every default limit
+    ((".limits.ephemeralStorage",), "2Gi"),  # above every default request
     ((".memory",), "4Gi"),
     (("size", "Size"), "64Gi"),
     ((".tag",), "9.9.9"),
@@ -245,6 +247,8 @@ def _other(value: Any, key: str) -> Any:
         return value + 1
     if isinstance(value, str) or value is None:
         text = value or ""
+        if key.endswith("Probe.type"):
+            return "httpGet" if text == "tcpSocket" else "tcpSocket"
         if key.endswith(".repository"):
             return f"registry.example.com/{text.rsplit('/', 1)[-1]}"
         return next(
