@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components import change_locks
 from components import k8s as shapes
 from components import kube_objects as kube
 from components.autoscaled_app import AppOutputs, AutoscaledApp, AutoscaledAppArgs
@@ -113,6 +114,15 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
     """The registrations of build_platform: None after each system (a point to pause at),
     then the Platform."""
     provider = _provider(settings)
+    safety = settings.data_safety
+    # Moving the stack re-creates every object under new names and deletes the old ones,
+    # StatefulSets included: refused while the data systems are protected.
+    placement_lock = change_locks.change_lock(
+        ["namespace", "releaseName"],
+        "dataSafety.allowRemoval",
+        shape={"namespace": settings.namespace, "releaseName": settings.release_name},
+        locked=safety.removal_locked,
+    )
     namespace = kube.Namespace(
         "namespace",
         metadata={
@@ -127,7 +137,7 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
         # `pulumi destroy` leaves the namespace, and with it the PersistentVolumeClaims the
         # StatefulSets created: data outlives the stack, as with `helm uninstall`. Delete
         # the PVCs (or the namespace) by hand once the data is no longer wanted.
-        opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True),
+        opts=pulumi.ResourceOptions(provider=provider, retain_on_delete=True, depends_on=[placement_lock]),
     )
     in_namespace = pulumi.ResourceOptions(provider=provider, depends_on=[namespace])
     if settings.network_policy.enabled:
@@ -146,6 +156,14 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
         cluster_domain=settings.cluster_domain,
         image_pull_secrets=list(settings.image_pull_secrets),
     )
+    # The backup claims are retained whatever happens to the config, so their lock is
+    # registered whether backups are on or not: re-enabling finds the old claims.
+    backup_claims_lock = change_locks.change_lock(
+        ["backup.storageClass", "storageClass"],
+        "dataSafety.allowVolumeClaimChange",
+        shape={"storageClass": settings.backup.storage_class or settings.storage_class},
+        locked=safety.volume_claims_locked,
+    )
 
     # The data systems; each one's typed outputs become the backend's env and stack outputs here.
     backend_env: list[shapes.Obj] = []
@@ -157,6 +175,7 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
             PostgresHAArgs(
                 settings=settings.patroni,
                 superuser_password=settings.secrets.postgres_password,
+                data_safety=safety,
                 replication_password=settings.secrets.replication_password,
                 storage_class=settings.storage_class,
                 **common,
@@ -172,6 +191,7 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
             RedisClusterArgs(
                 settings=settings.redis_cluster,
                 password=settings.secrets.redis_password,
+                data_safety=safety,
                 storage_class=settings.storage_class,
                 **common,
             ),
@@ -187,6 +207,7 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
                 settings=settings.kafka,
                 storage_class=settings.storage_class,
                 ui_password=settings.secrets.kafka_ui_password,
+                data_safety=safety,
                 **common,
             ),
             opts=in_namespace,
@@ -210,6 +231,7 @@ def platform_steps(settings: PlatformSettings) -> Iterator[Platform | None]:  # 
                 redis=redis.outputs if redis else None,
                 storage_class=settings.storage_class,
                 image_pull_secrets=list(settings.image_pull_secrets),
+                claims_lock=backup_claims_lock,
             ),
             opts=in_namespace,
         ).pods
@@ -333,7 +355,15 @@ def _provider(settings: PlatformSettings) -> k8s.Provider:
     if cluster.render_yaml_to_directory:
         # An explicit empty kubeconfig: the SDK would otherwise default it from $KUBECONFIG,
         # which the provider refuses together with renderYamlToDirectory.
-        return k8s.Provider("kubernetes", render_yaml_to_directory=cluster.render_yaml_to_directory, kubeconfig="")
+        # The same diff rules as against a cluster, so a render-mode preview plans what a
+        # real one would.
+        return k8s.Provider(
+            "kubernetes",
+            render_yaml_to_directory=cluster.render_yaml_to_directory,
+            kubeconfig="",
+            enable_config_map_mutable=True,
+            enable_secret_mutable=True,
+        )
     return k8s.Provider(
         "kubernetes",
         kubeconfig=cluster.kubeconfig or None,

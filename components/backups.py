@@ -47,6 +47,8 @@ class BackupsArgs:
     redis: RedisOutputs | None = None  # None: Redis is not deployed
     storage_class: str = ""  # the platform-wide default when backup.storageClass is empty
     image_pull_secrets: list[str] = field(default_factory=list)
+    # What the claims wait for: the change lock of their storage class (components/change_locks.py).
+    claims_lock: pulumi.Resource | None = None
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,9 @@ class Backups(pulumi.ComponentResource):
                     spec=shapes.claim_spec(plan.volume_size, settings.storage_class or args.storage_class),
                     # The backups outlive the config that made them: disabling backups,
                     # switching to s3 or destroying the stack leaves this volume in place.
-                    opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True),
+                    opts=pulumi.ResourceOptions(
+                        parent=self, retain_on_delete=True, depends_on=[args.claims_lock] if args.claims_lock else None
+                    ),
                 )
                 self.claims[plan.system] = claim
                 depends.append(claim)

@@ -19,11 +19,14 @@ def credential(
 ) -> pulumi.Output[str]:
     """A secret Output holding the credential ``name`` (``parent``: the component it
     belongs to; the random resource takes no Kubernetes provider)."""
-    if configured is not None:
-        return pulumi.Output.secret(configured.get_secret_value())
     # Letters and digits only: the value goes into URLs, shell variables and config
-    # files, where punctuation would need escaping somewhere along the way.
+    # files, where punctuation would need escaping somewhere along the way. Registered
+    # even when a value is configured: a protected generator that left the program would
+    # be a refused delete, so a planned rotation to a configured value (the change locks'
+    # procedure) could never pass; unused, it costs one entry in the state.
     generated = random.RandomPassword(
         name, length=length, special=False, opts=pulumi.ResourceOptions(parent=parent, protect=True)
     )
+    if configured is not None:
+        return pulumi.Output.secret(configured.get_secret_value())
     return pulumi.Output.secret(generated.result)

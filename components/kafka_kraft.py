@@ -22,8 +22,8 @@ import pulumi
 import pulumi_random as random
 from pydantic import SecretStr
 
+from components import change_locks, kafka_tools
 from components import k8s as shapes
-from components import kafka_tools
 from components import kube_objects as kube
 from components.kafka_topology import (
     BROKER_ID_OFFSET,
@@ -40,12 +40,14 @@ from components.kafka_topology import (
     voter_string,
 )
 from components.wiring import MetricsEndpoint, Pods
+from settings.data_safety import DataSafetySettings
 from settings.kafka import KafkaSettings
 
 FILES = Path(__file__).resolve().parent / "files" / "kafka"
 DATA_MOUNT = "/var/lib/kafka/data"  # the image's data VOLUME (ours, and apache/kafka's): the volume goes exactly here
 LOG_DIRS = f"{DATA_MOUNT}/kraft-logs"  # a subdirectory, so lost+found is never read as a partition
 CONFIG_MOUNT = "/etc/kafka/rendered"
+DATA_CLAIM = "data"  # claims data-<statefulset>-<ordinal>
 LOG_MOUNT = "/opt/kafka/logs"  # LOG_DIR: the image's and apache/kafka's
 KAFKA_UID = 1000  # images/kafka's user, as apache/kafka's appuser
 # The image's bin/ first, so the guide's `kubectl exec ... -- kafka-topics.sh` works as written.
@@ -61,6 +63,7 @@ class KafkaKRaftArgs:
     image_pull_secrets: list[str] = field(default_factory=list)
     ui_password: SecretStr | None = None  # the kafkaUiPassword secret; generated when unset
     cluster_domain: str = "cluster.local"
+    data_safety: DataSafetySettings = field(default_factory=DataSafetySettings)
 
 
 @dataclass(frozen=True)
@@ -96,12 +99,17 @@ class KafkaKRaft(pulumi.ComponentResource):
         # whenever the voters change; in prod it is protected, so Pulumi refuses that
         # replacement (and with it the change) unless kafka.controller.allowQuorumChange
         # lifts the protection for the one `pulumi up` of a planned migration.
-        self.quorum_lock = random.RandomId(
-            f"{name}-controller-quorum-lock",
-            byte_length=4,
-            keepers={"quorum": settings.quorum_shape, "voters": voters},
-            opts=pulumi.ResourceOptions(parent=self, protect=settings.quorum_locked),
+        self.quorum_lock = change_locks.change_lock(
+            # the voters are DNS names: the cluster domain is part of them
+            ["kafka.controller", "clusterDomain"],
+            "kafka.controller.allowQuorumChange",
+            shape={"quorum": settings.quorum_shape, "voters": voters},
+            locked=settings.quorum_locked,
+            parent=self,
+            aliases=[f"{name}-controller-quorum-lock"],  # its name before change_locks named every lock
         )
+        safety = args.data_safety
+        self.removal_lock = change_locks.removal_lock("kafka.enabled", safety, parent=self)
         self.cluster_id = _cluster_id(f"{name}-cluster-id", settings.cluster_id, parent=self)
         secret_name = names.kraft_secret
         self.kraft_secret = kube.Secret(
@@ -116,6 +124,7 @@ class KafkaKRaft(pulumi.ComponentResource):
         self.headless_services: dict[str, kube.Service] = {}
         self.stateful_sets: dict[str, kube.StatefulSet] = {}
         self.pdbs: dict[str, kube.PodDisruptionBudget] = {}
+        self.grown_claims: list[kube.PersistentVolumeClaimPatch] = []
         for role in roles:
             prefix = f"{name}-{role.kind}"
             data = {
@@ -135,14 +144,42 @@ class KafkaKRaft(pulumi.ComponentResource):
                 spec=_headless_spec(role),
                 opts=child,
             )
+            volume_claims_lock = change_locks.volume_claims_lock(
+                role.persistence_key, role.persistence, args.storage_class, safety, parent=self
+            )
             self.stateful_sets[role.kind] = kube.StatefulSet(
                 f"{prefix}-statefulset",
-                metadata=shapes.metadata(role.name, args.namespace, role.labels, shapes.scan_exceptions(_CHECKOV_SKIPS)),
-                spec=_stateful_set_spec(args, role, secret_name, shapes.checksum(*(data[key] for key in sorted(data)))),
-                # a pod created before the Secret it reads stays in CreateContainerConfigError
-                opts=pulumi.ResourceOptions(
-                    parent=self, depends_on=[self.kraft_secret, self.config_maps[role.kind], self.headless_services[role.kind]]
+                metadata=shapes.metadata(
+                    role.name,
+                    args.namespace,
+                    role.labels,
+                    shapes.scan_exceptions(_CHECKOV_SKIPS) | change_locks.statefulset_annotations(safety),
                 ),
+                spec=_stateful_set_spec(args, role, secret_name, shapes.checksum(*(data[key] for key in sorted(data)))),
+                # a pod created before the Secret it reads stays in CreateContainerConfigError;
+                # a refused change (a lock) stops before the StatefulSet
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    depends_on=[
+                        self.kraft_secret,
+                        self.config_maps[role.kind],
+                        self.headless_services[role.kind],
+                        self.quorum_lock,
+                        self.removal_lock,
+                        volume_claims_lock,
+                    ],
+                ),
+            )
+            self.grown_claims += change_locks.grown_claims(
+                prefix,
+                claim=DATA_CLAIM,
+                statefulset=role.name,
+                namespace=args.namespace,
+                replicas=role.replicas,
+                persistence=role.persistence,
+                safety=safety,
+                after=self.stateful_sets[role.kind],
+                parent=self,
             )
             if role.replicas >= 2:
                 self.pdbs[role.kind] = shapes.pod_disruption_budget(
@@ -230,10 +267,11 @@ def _cluster_id(resource_name: str, configured: str | None, *, parent: pulumi.Re
     """Generated once (16 random bytes in Kafka's base64url form) and kept in the stack
     state, so it never changes while the volumes formatted with it live on; protected
     for the same reason as generated credentials (components/credentials.py): a destroy
-    that keeps the volumes keeps the ID they were formatted with."""
+    that keeps the volumes keeps the ID they were formatted with, and registered even
+    when ``kafka.clusterId`` is set, so setting it never deletes a protected resource."""
+    generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent, protect=True))
     if configured is not None:
         return pulumi.Output.secret(configured)
-    generated = random.RandomId(resource_name, byte_length=16, opts=pulumi.ResourceOptions(parent=parent, protect=True))
     return pulumi.Output.secret(generated.b64_url.apply(kafka_uuid))
 
 
@@ -269,7 +307,7 @@ def _stateful_set_spec(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str, 
             "spec": _kafka_pod(args, role, secret_name),
         },
     }
-    return spec | shapes.volume_claim_templates("data", role.persistence, args.storage_class, role.selector)
+    return spec | shapes.volume_claim_templates(DATA_CLAIM, role.persistence, args.storage_class, role.selector)
 
 
 def _kafka_pod(args: KafkaKRaftArgs, role: KafkaRole, secret_name: str) -> shapes.Obj:

@@ -70,6 +70,11 @@ class KafkaRole:
     resources: ResourceSettings
 
     @property
+    def persistence_key(self) -> str:
+        """The config block of this role's volumes."""
+        return "kafka.controller.persistence" if self.kind == "controller" else "kafka.persistence"
+
+    @property
     def serves_clients(self) -> bool:
         return self.kind != "controller"
 

@@ -33,11 +33,14 @@ class _Kind:
     aliases: tuple[str, ...] = ()
     secret_fields: tuple[str, ...] = ()  # inputs sent as secrets, outputs kept secret
     has_status: bool = True  # an output-only `status` the SDK class exposes
+    # The type's name in its token when it is not the kind: a patch of an object that
+    # exists (PersistentVolumeClaimPatch) registers the kind it patches.
+    type_name: str = ""
 
     @property
     def token(self) -> str:
         group = "core/v1" if self.api_version == "v1" else self.api_version
-        return f"kubernetes:{group}:{self.kind}"
+        return f"kubernetes:{group}:{self.type_name or self.kind}"
 
 
 class KubeObject(pulumi.CustomResource):
@@ -93,6 +96,13 @@ class Service(KubeObject):
 
 class PersistentVolumeClaim(KubeObject):
     _kind = _Kind("v1", "PersistentVolumeClaim")
+
+
+class PersistentVolumeClaimPatch(KubeObject):
+    """A server-side apply patch of an existing claim (the provider's Patch resource):
+    the fields given, owned by Pulumi's field manager; the claim itself is not owned."""
+
+    _kind = _Kind("v1", "PersistentVolumeClaim", type_name="PersistentVolumeClaimPatch")
 
 
 class StatefulSet(KubeObject):

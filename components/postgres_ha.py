@@ -18,10 +18,12 @@ from pathlib import Path
 import pulumi
 from pydantic import SecretStr
 
+from components import change_locks
 from components import k8s as shapes
 from components import kube_objects as kube
 from components.credentials import credential
 from components.wiring import ClientImage, MetricsEndpoint, Pods, SecretKeyRef
+from settings.data_safety import DataSafetySettings
 from settings.postgres import PatroniSettings
 
 FILES = Path(__file__).parent / "files" / "patroni"
@@ -50,6 +52,7 @@ ROLE_RULES: list[shapes.Obj] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch", "update"]},
 ]
 
+PGDATA_CLAIM = "pgdata"  # claims pgdata-<statefulset>-<ordinal>
 SECRET_KEYS = ("superuser-password", "replication-password", "rewind-password", "app-password")
 
 
@@ -70,6 +73,7 @@ class PostgresHAArgs:
     replication_password: SecretStr | None = None
     storage_class: str = ""  # the platform-wide default when patroni.persistence.storageClass is empty
     image_pull_secrets: list[str] = field(default_factory=list)
+    data_safety: DataSafetySettings = field(default_factory=DataSafetySettings)
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,11 @@ class PostgresHA(pulumi.ComponentResource):
         selector = shapes.selector_labels(args.release, APP)
         labels = shapes.common_labels(args.release, APP, "database")
         pod_labels = {**labels, SCOPE_LABEL: names.scope}
+        safety = args.data_safety
+        self.removal_lock = change_locks.removal_lock("patroni.enabled", safety, parent=self)
+        self.volume_claims_lock = change_locks.volume_claims_lock(
+            "patroni.persistence", settings.persistence, args.storage_class, safety, parent=self
+        )
 
         self.service_account = kube.ServiceAccount(
             f"{name}-service-account",
@@ -177,12 +186,28 @@ class PostgresHA(pulumi.ComponentResource):
             "rewind-password": credential(f"{name}-rewind-password", None, parent=self),
             "app-password": credential(f"{name}-app-password", None, parent=self),
         }
+        # Patroni creates the roles (and the database) at bootstrap only: a new password or
+        # role name in the Secret and patroni.yml would reach the members while PostgreSQL
+        # still knows only the old ones.
+        postgresql = settings.postgresql
+        self.credentials_lock = change_locks.credentials_lock(
+            ["postgresPassword", "replicationPassword", "patroni.postgresql"],
+            [passwords[key] for key in SECRET_KEYS],
+            safety,
+            parent=self,
+            identities={
+                "roles": ",".join(
+                    [postgresql.username, postgresql.replication_username, postgresql.rewind_username, postgresql.app_username]
+                ),
+                "database": postgresql.database,
+            },
+        )
         self.secret = kube.Secret(
             f"{name}-secret",
             metadata=shapes.metadata(names.secret, args.namespace, labels),
             type="Opaque",
             string_data=passwords,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.credentials_lock]),
         )
 
         self.files = render_files(settings, names, labels=selector)
@@ -226,11 +251,33 @@ class PostgresHA(pulumi.ComponentResource):
             opts=child,
         )
 
+        credentials_checksum = pulumi.Output.all(*(passwords[key] for key in SECRET_KEYS)).apply(
+            lambda values: shapes.checksum(*values)
+        )
         self.statefulset = kube.StatefulSet(
             f"{name}-statefulset",
-            metadata=shapes.metadata(names.statefulset, args.namespace, labels, _checkov_skips(settings)),
-            spec=_statefulset_spec(args, names, selector, pod_labels, self.files),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.role_binding, self.config_map, self.secret]),
+            metadata=shapes.metadata(
+                names.statefulset,
+                args.namespace,
+                labels,
+                _checkov_skips(settings) | change_locks.statefulset_annotations(safety),
+            ),
+            spec=_statefulset_spec(args, names, selector, pod_labels, self.files, credentials_checksum=credentials_checksum),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.role_binding, self.config_map, self.secret, self.removal_lock, self.volume_claims_lock],
+            ),
+        )
+        self.grown_claims = change_locks.grown_claims(
+            name,
+            claim=PGDATA_CLAIM,
+            statefulset=names.statefulset,
+            namespace=args.namespace,
+            replicas=settings.replica_count,
+            persistence=settings.persistence,
+            safety=safety,
+            after=self.statefulset,
+            parent=self,
         )
 
         self.pdb = None
@@ -328,6 +375,8 @@ def _statefulset_spec(
     selector: dict[str, str],
     pod_labels: dict[str, str],
     files: dict[str, str],
+    *,
+    credentials_checksum: pulumi.Output[str],
 ) -> shapes.Obj:
     settings = args.settings
     spec: shapes.Obj = {
@@ -343,12 +392,14 @@ def _statefulset_spec(
                 "labels": pod_labels,
                 "annotations": {
                     shapes.CONFIG_CHECKSUM: shapes.checksum(*(files[key] for key in sorted(files))),
+                    # A planned rotation (README: "Data safety") rolls the members onto the new values.
+                    shapes.CREDENTIALS_CHECKSUM: credentials_checksum,
                 },
             },
             "spec": _pod_spec(args, names, selector),
         },
     }
-    return spec | shapes.volume_claim_templates("pgdata", settings.persistence, args.storage_class, selector)
+    return spec | shapes.volume_claim_templates(PGDATA_CLAIM, settings.persistence, args.storage_class, selector)
 
 
 # Why kube-score's service-targets-pod does not apply to the primary and replica Services.

@@ -28,10 +28,12 @@ from pathlib import Path
 import pulumi
 from pydantic import SecretStr
 
+from components import change_locks
 from components import k8s as shapes
 from components import kube_objects as kube
 from components.credentials import credential
 from components.wiring import ClientImage, MetricsEndpoint, Pods, SecretKeyRef
+from settings.data_safety import DataSafetySettings
 from settings.redis import RedisClusterSettings
 
 FILES = Path(__file__).parent / "files" / "redis"
@@ -46,6 +48,7 @@ SCRIPTS = (
     "cluster-reconcile.sh",
 )
 CONFIG_DIR = "/etc/redis"
+DATA_CLAIM = "data"  # claims data-<statefulset>-<ordinal>
 DATA_DIR = "/data"
 BUS_PORT_OFFSET = 10000
 EXPORTER_PORT = 9121
@@ -70,6 +73,7 @@ class RedisClusterArgs:
     storage_class: str = ""  # the stack-wide default when persistence.storageClass is empty
     image_pull_secrets: list[str] = field(default_factory=list)
     cluster_domain: str = "cluster.local"
+    data_safety: DataSafetySettings = field(default_factory=DataSafetySettings)
 
 
 @dataclass(frozen=True)
@@ -158,14 +162,23 @@ class RedisCluster(pulumi.ComponentResource):
         # the disruption controller allows no eviction at all) and behind the Services.
         job_selector = shapes.selector_labels(args.release, JOB_NAME)
 
+        safety = args.data_safety
+        self.removal_lock = change_locks.removal_lock("redisCluster.enabled", safety, parent=self)
+        self.volume_claims_lock = change_locks.volume_claims_lock(
+            "redisCluster.persistence", settings.persistence, args.storage_class, safety, parent=self
+        )
         self.password = credential(f"{name}-password", args.password, parent=self)
+        # requirepass and masterauth are read at start: a new value rolled pod by pod
+        # leaves old and new members refusing each other's replication.
+        self.credentials_lock = change_locks.credentials_lock(["redisPassword"], [self.password], safety, parent=self)
         self.secret = kube.Secret(
             f"{name}-secret",
             metadata=shapes.metadata(names.secret, args.namespace, labels),
             type="Opaque",
             string_data={PASSWORD_KEY: self.password},
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.credentials_lock]),
         )
+        locks: list[pulumi.Resource] = [self.removal_lock, self.volume_claims_lock]
         files = render_files(settings)
         self.config_map = kube.ConfigMap(
             f"{name}-config",
@@ -213,8 +226,11 @@ class RedisCluster(pulumi.ComponentResource):
                 names.job("preflight", settings), args.namespace, _job_labels(args, "preflight"), _job_annotations()
             ),
             spec=_job_spec(args, names, "preflight", job_env),
+            # The locks first: a refused change must not get as far as removing nodes.
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.config_map, self.secret, self.headless_service], custom_timeouts=JOB_AWAIT
+                parent=self,
+                depends_on=[self.config_map, self.secret, self.headless_service, *locks],
+                custom_timeouts=JOB_AWAIT,
             ),
         )
         rollout: dict[str, str | pulumi.Output[str]] = {
@@ -225,11 +241,27 @@ class RedisCluster(pulumi.ComponentResource):
         # shrink deletes out of the cluster.
         self.stateful_set = kube.StatefulSet(
             f"{name}-statefulset",
-            metadata=shapes.metadata(names.full, args.namespace, labels, shapes.scan_exceptions(_CHECKOV_SKIPS)),
+            metadata=shapes.metadata(
+                names.full,
+                args.namespace,
+                labels,
+                shapes.scan_exceptions(_CHECKOV_SKIPS) | change_locks.statefulset_annotations(safety),
+            ),
             spec=_stateful_set_spec(args, names, selector, labels, rollout),
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service]
+                parent=self, depends_on=[self.preflight_job, self.config_map, self.secret, self.headless_service, *locks]
             ),
+        )
+        self.grown_claims = change_locks.grown_claims(
+            name,
+            claim=DATA_CLAIM,
+            statefulset=names.full,
+            namespace=args.namespace,
+            replicas=settings.node_count,
+            persistence=settings.persistence,
+            safety=safety,
+            after=self.stateful_set,
+            parent=self,
         )
         # Not depending on the StatefulSet: its readiness needs the cluster this Job
         # creates (a deadlock otherwise). The Job waits for every pod itself.
@@ -501,4 +533,4 @@ def _stateful_set_spec(
     }
     # Kept on scale-in and on deletion: a node removed outside the drain path (say
     # `kubectl scale`) comes back with its slots and data instead of empty.
-    return spec | shapes.volume_claim_templates("data", settings.persistence, args.storage_class, labels)
+    return spec | shapes.volume_claim_templates(DATA_CLAIM, settings.persistence, args.storage_class, labels)

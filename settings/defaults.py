@@ -174,6 +174,8 @@ _PROD: dict[str, Any] = {
         "service": {"type": "LoadBalancer", "httpsPort": 443, "httpsTargetPort": 443},
         "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 5, "behavior": _behavior(2)},
     },
+    # A change that would stop or destroy a data system is refused unless planned (README: "Data safety").
+    "dataSafety": {"protect": True},
     # Two weeks of dumps; the volumes sized for them.
     "backup": {"postgres": {"retention": 14, "volumeSize": "100Gi"}, "redis": {"retention": 14, "volumeSize": "20Gi"}},
 }

@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, field_validator
 from settings.apps import AppSettings
 from settings.backup import BackupSettings
 from settings.base import ConfigModel, DnsLabel, DnsName, Problem
+from settings.data_safety import DataSafetySettings
 from settings.kafka import KafkaSettings
 from settings.monitoring import MonitoringSettings
 from settings.network_policy import NetworkPolicySettings
@@ -77,6 +78,9 @@ class PlatformSettings(ConfigModel):
     backup: BackupSettings = Field(default=BackupSettings(), description="scheduled PostgreSQL dumps and Redis snapshots")
     network_policy: NetworkPolicySettings = Field(
         default=NetworkPolicySettings(), description="NetworkPolicies: default deny, the platform's flows allowed"
+    )
+    data_safety: DataSafetySettings = Field(
+        default=DataSafetySettings(), description="change locks: config changes that would stop or destroy a data system"
     )
     secrets: SecretSettings = Field(default=SecretSettings(), exclude=True)
 

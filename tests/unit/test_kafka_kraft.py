@@ -445,7 +445,7 @@ def _quorum_locks(monkeypatch, stack: str, *overrides: str) -> list[dict[str, An
     original = kafka_kraft.random.RandomId
 
     def spy(name, *args, **kwargs):
-        if "quorum-lock" in name:
+        if name.startswith("kafka.controller+clusterDomain-change-refused"):
             seen.append({"keepers": kwargs["keepers"], "protect": kwargs["opts"].protect})
         return original(name, *args, **kwargs)
 

@@ -83,6 +83,11 @@ CASES: list[tuple[type[kube.KubeObject], Any, dict[str, Any]]] = [
     (kube.ConfigMap, k8s.core.v1.ConfigMap, {"metadata": META, "data": {"run.sh": "#!/bin/sh\n"}}),
     (kube.Service, k8s.core.v1.Service, {"metadata": META, "spec": {"ports": [{"port": 80}], "clusterIP": "None"}}),
     (kube.PersistentVolumeClaim, k8s.core.v1.PersistentVolumeClaim, {"metadata": META, "spec": {"accessModes": ["RWO"]}}),
+    (
+        kube.PersistentVolumeClaimPatch,
+        k8s.core.v1.PersistentVolumeClaimPatch,
+        {"metadata": META, "spec": {"resources": {"requests": {"storage": "50Gi"}}}},
+    ),
     (kube.StatefulSet, k8s.apps.v1.StatefulSet, {"metadata": META, "spec": SPEC}),
     (kube.Deployment, k8s.apps.v1.Deployment, {"metadata": META, "spec": SPEC}),
     (kube.Job, k8s.batch.v1.Job, {"metadata": META, "spec": {"backoffLimit": 3}}),

@@ -57,9 +57,10 @@ def test_the_first_pause_comes_right_after_the_provider_and_the_namespace_with_i
         return len(made)
 
     _under_mocks(program)
-    # The provider, the namespace and its default-deny isolation, which every workload waits for.
+    # The provider, the namespace (after its lock) and its default-deny isolation, which every workload waits for.
     assert pauses[0] == [
         "pulumi:providers:kubernetes",
+        "random:index/randomId:RandomId",  # the change lock of namespace and releaseName, which the namespace waits for
         "kubernetes:core/v1:Namespace",
         "ai-infra:index:NamespaceIsolation",
         "kubernetes:networking.k8s.io/v1:NetworkPolicy",
