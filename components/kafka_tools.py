@@ -93,7 +93,7 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
     # Its own name label: no Kafka Service, PDB or anti-affinity selector matches it.
     selector = shapes.selector_labels(args.release, "kafka-ui")
     labels = shapes.common_labels(args.release, "kafka-ui", "ui")
-    password = credential("kafka-ui-password", args.ui_password, parent=parent)
+    password = credential("kafka-ui-password", args.ui_password, parent=parent, guards_data=False)
     auth = kube.Secret(
         f"{name}-ui-auth",
         metadata=shapes.metadata(f"{full_name}-auth", args.namespace, labels),

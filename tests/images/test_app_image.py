@@ -6,6 +6,7 @@ PostgreSQL, Redis Cluster and Kafka run from the project's images."""
 from __future__ import annotations
 
 import json
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -62,11 +63,14 @@ def test_each_tier_answers_its_probes(tier: str, workdir: Path):
     env = {"PORT": str(port), "LISTEN_ADDRESS": "127.0.0.1", "APP_NAME": tier}
     with Sandbox(built("ai-infra-test-app"), writable=pods.writable_paths(pod, spec)) as sandbox:
         process = sandbox.start([], env=env, log=workdir / f"app-{tier}.log")
-        for probe in ("livenessProbe", "readinessProbe"):
-            path = spec[probe]["httpGet"]["path"]
+        probes = [spec[probe] for probe in ("livenessProbe", "readinessProbe")]
+        for path in [probe["httpGet"]["path"] for probe in probes if "httpGet" in probe]:
             wait_for(f"{tier} {path}", lambda path=path: _answers(f"http://127.0.0.1:{port}{path}"), 30, process)
             status, body = get(f"http://127.0.0.1:{port}{path}")
             assert (status, body["app"]) == (200, tier)
+        if any("tcpSocket" in probe for probe in probes):  # the port the kubelet dials is PORT here
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        assert any("httpGet" in probe for probe in probes), f"{tier}: no probe asks the app to serve"
         assert sandbox.stop(process) == 0, "SIGTERM stops the server cleanly"
 
 
