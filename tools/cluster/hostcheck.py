@@ -52,10 +52,29 @@ def snapshot() -> dict[str, Any]:
         "iptables": _out("iptables-save") + _out("ip6tables-save"),
         "sysctls": {k: Path("/proc/sys", k).read_text().strip() for k in SYSCTLS if Path("/proc/sys", k).exists()},
         "netns": sorted(_out("ip", "netns", "list").split("\n")),
-        "mounts": sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()),
+        "mounts": _mounts(),
         "cgroups": _cgroup_dirs(),
         "our_cgroup_subtree": [str(p) for p in ns.subtree_dirs(ns.hierarchies()) if p.exists()],
     }
+
+
+NETNS_DIR = "/run/netns"
+
+
+def _mounts() -> list[str]:
+    return sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines())
+
+
+def restore_netns_mount(before: dict[str, Any]) -> None:
+    """The first `ip netns add` on a host makes /run/netns a mount point of its own (a
+    shared bind mount, so namespace handles propagate), and `ip netns del` leaves it. On a
+    host where it was not one before `cluster up` (a fresh machine), and with no namespace
+    handle left in it, unmount it again: the host is then as it was."""
+    path = Path(NETNS_DIR)
+    if not path.is_dir() or any(path.iterdir()):
+        return
+    for _ in range(_mounts().count(NETNS_DIR) - before["mounts"].count(NETNS_DIR)):
+        subprocess.run(["umount", NETNS_DIR], capture_output=True, timeout=30, check=False)
 
 
 # What a running cluster adds by design, and `down` removes: the namespace handles under

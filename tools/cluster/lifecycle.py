@@ -315,6 +315,7 @@ def down(quiet: bool = False) -> None:
     if stuck:
         raise ClusterError(f"cgroups that could not be removed: {', '.join(map(str, stuck))}")
     if host_before is not None:
+        hostcheck.restore_netns_mount(host_before)
         changed = hostcheck.differences(host_before, hostcheck.snapshot())
         if changed:
             raise ClusterError("the host is not as it was before `cluster up`:\n" + "\n".join(changed))
