@@ -85,26 +85,54 @@ def sync_local_copy(tracked: Path, local: Path, target_defaults: dict[str, Any] 
     """Bring ``local`` (the stack file the engine reads and writes for a local backend,
     outside the work tree) up to date with ``tracked`` (the stack file in git).
 
-    Every key of the tracked file wins; a key the engine or the user added to the local
-    copy (the passphrase's salt, ``pulumi config set --secret`` values) stays; a key that
-    earlier came from the tracked file and has since been removed there goes. The keys
-    taken from the tracked file are remembered beside the copy for that last rule.
+    Value by value (a nested object's leaves, as `pulumi config set --path` writes them):
+    every value of the tracked file wins; a value the engine or the user set in the local
+    copy (the passphrase's salt, `pulumi config set [--path|--secret]`) stays, over the
+    target's defaults; a value that earlier came from the tracked file or the target's
+    defaults and is gone from them now goes. What was taken is remembered beside the copy
+    for that last rule.
 
     ``target_defaults``: config the deploy target supplies (the local cluster's image
-    registry and stand-in application images), under what the tracked file says; the
-    tracked file's own values win key by key, and the defaults go when the target changes."""
-    taken_file = local.with_name(local.name + ".tracked-keys")
-    previously_taken = set(yaml.safe_load(taken_file.read_text()) or []) if taken_file.is_file() else set()
+    registry and stand-in application images), under everything else."""
+    taken_file = local.with_name(local.name + ".taken")
     source, copy = read_document(tracked), read_document(local)
-    source_config = deep_merge(target_defaults or {}, source.get("config") or {})
-    config = {key: value for key, value in (copy.get("config") or {}).items() if key not in previously_taken}
-    config |= source_config
+    previously_taken = _leaves(yaml.safe_load(taken_file.read_text()) or {}) if taken_file.is_file() else {}
+    earlier_format = local.with_name(local.name + ".tracked-keys")  # top-level keys only
+    if not taken_file.is_file() and earlier_format.is_file():
+        keys = set(yaml.safe_load(earlier_format.read_text()) or [])
+        previously_taken = _leaves({k: v for k, v in (copy.get("config") or {}).items() if k in keys})
+    defaults, tracked_config = target_defaults or {}, source.get("config") or {}
+    # what the user or the engine set: a leaf of the copy that is not what was taken
+    own = {path: value for path, value in _leaves(copy.get("config") or {}).items() if previously_taken.get(path) != value}
+    config = deep_merge(deep_merge(defaults, _nest(own)), tracked_config)
     merged = {key: value for key, value in copy.items() if key in SECRETS_MANAGER_KEYS}
     merged |= {key: value for key, value in source.items() if key != "config"}
     merged["config"] = config
     local.parent.mkdir(parents=True, exist_ok=True)
     local.write_text(yaml.safe_dump(merged, sort_keys=False, default_flow_style=False))
-    taken_file.write_text(yaml.safe_dump(sorted(source_config)))
+    taken_file.write_text(yaml.safe_dump(deep_merge(defaults, tracked_config), sort_keys=True))
+
+
+def _leaves(config: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    """``config``'s values by path; an empty object or a list is a value of its own, and
+    so is a secret (``{"secure": ...}``)."""
+    found: dict[tuple[str, ...], Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict) and value and set(value) != {"secure"}:
+            found |= _leaves(value, (*prefix, key))
+        else:
+            found[(*prefix, key)] = value
+    return found
+
+
+def _nest(leaves: dict[tuple[str, ...], Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for path, value in leaves.items():
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return nested
 
 
 def parse_override(text: str) -> tuple[str, Any]:
