@@ -13,7 +13,7 @@ CLUSTER := $(PYTHON) -m tools.cluster
 YES ?=
 
 .PHONY: help install lock deps toolchain test test-fast lint format render bench docs up preview destroy clean \
-	cluster-build cluster-up cluster-down cluster-status images images-push down
+	cluster-build cluster-up cluster-down cluster-status images images-push down drills
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -72,6 +72,11 @@ render: install ## offline render: STACK=dev|prod [SET="key=value ..."] -> rende
 
 bench: install ## render timings and resource counts, as a table
 	$(PY) tools/bench.py
+
+# The prod stack on a 7-node local cluster (deployed first when it does not run), then every
+# failover drill with our defaults and again under the anchor configuration: one table.
+drills: install toolchain cluster-build ## failover drills on the prod stack (7-node local cluster), ours vs the anchor, one table
+	AI_INFRA_DRILL_ANCHORS=1 $(PY) -m pytest tests/prod/test_drills.py $(PYTEST_ARGS)
 
 docs: install ## regenerate the README's config reference and outputs contract
 	$(PY) tools/config_reference.py

@@ -79,3 +79,14 @@ def stack(request: pytest.FixtureRequest) -> str:
 def objects_of() -> Callable[..., Objects]:
     """``objects_of("prod", "kafka.replicaCount=5")`` -> Objects of that render."""
     return objects
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures the conformance and prod drills measured (tests/conformance/report.py)."""
+    from tests.conformance import report
+
+    lines = report.lines()
+    if lines:
+        terminalreporter.section("measured figures")
+        for text in lines:
+            terminalreporter.write_line(text)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -339,3 +340,98 @@ def batches(all_changes: list[Change]) -> list[Batch]:
             section.append(batch)
         batch.changes.append(change)
     return [batch for section in grouped.values() for batch in section if batch.changes]
+
+
+# What a change must never replace or delete by surprise: the data systems' objects and
+# the Secrets of their credentials (Kafka UI's login Secret goes with the UI, which keeps
+# no data: disabling the UI deletes it, as it deletes the UI).
+GUARDED_TYPES = ("StatefulSet", "PersistentVolumeClaim", "Namespace")
+GUARDED_SECRETS = ("postgres-secret", "redis-secret", "kafka-kraft-secret", "app-secrets")
+UNSAFE_OPS = ("replace", "create-replacement", "delete-replaced", "delete", "discard", "discard-replaced")
+
+
+@dataclass(frozen=True)
+class Previewed:
+    returncode: int
+    output: str
+    unsafe: list[str]  # "op Type name" of every guarded object replaced or deleted
+    steps: list[str]  # "op name" of every step that is not "same"
+
+
+def previewed(returncode: int, stdout: str, stderr: str) -> Previewed:
+    """What `pulumi preview --json` printed, judged: the guarded objects it replaces or deletes."""
+    output = stdout + stderr
+    try:
+        document = json.loads(stdout)
+    except json.JSONDecodeError:
+        return Previewed(returncode, output, [], [])
+    steps = [step for step in document.get("steps", []) if step["op"] != "same"]
+    messages = "".join(item.get("message", "") for item in document.get("diagnostics", []))
+    return Previewed(returncode, output + messages, unsafe_steps(steps), [f"{s['op']} {step_name(s)}" for s in steps])
+
+
+def step_name(step: dict[str, Any]) -> str:
+    return step["urn"].rsplit("::", 1)[1]
+
+
+def unsafe_steps(steps: list[dict[str, Any]]) -> list[str]:
+    found = []
+    for step in steps:
+        kind = step["urn"].split("::")[2].rsplit(":", 1)[-1]
+        guarded = kind in GUARDED_TYPES or (kind == "Secret" and step_name(step) in GUARDED_SECRETS)
+        if not guarded or step["op"] not in UNSAFE_OPS:
+            continue
+        if step["op"] == "delete" and (step.get("oldState") or {}).get("retainOnDelete"):
+            continue  # Pulumi forgets it; the object (a backup claim) stays in the cluster
+        found.append(f"{step['op']} {kind} {step_name(step)}")
+    return found
+
+
+# Preview ``values`` (dotted key -> value; ``secrets``: the keys set as secrets) over the
+# deployed stack and put its config back: the engine run, in render mode or for real.
+Preview = Callable[[dict[str, Any], frozenset[str]], Previewed]
+
+
+def safe_failures(preview: Preview, batch: Batch) -> list[str]:
+    """What is wrong with ``batch``'s plan (empty: every change plans safely); a failed
+    batch is previewed change by change, so the message names the key."""
+    secrets = frozenset(key for change in batch.changes if change.secret for key in change.values)
+    result = preview(batch.values, secrets)
+    if result.returncode == 0 and not result.unsafe:
+        return []
+    if len(batch.changes) == 1:
+        change = batch.changes[0]
+        problem = f"plans {result.unsafe}" if result.returncode == 0 else f"fails:\n{result.output[-3000:]}"
+        return [f"{change.key} = {change.values}: {problem}"]
+    return [failure for change in batch.changes for failure in safe_failures(preview, Batch([change]))]
+
+
+def refusal_failure(preview: Preview, change: Change) -> str:
+    """Why ``change`` was not refused as it must be ("" when it was, naming its lock)."""
+    result = preview(change.values, frozenset(change.values) if change.secret else frozenset())
+    if result.returncode == 0:
+        return f"{change.key} = {change.values}: expected refusal by {change.refused_by!r}, planned {result.steps}"
+    if change.refused_by not in result.output:
+        return f"{change.key}: refused without naming {change.refused_by!r}:\n{result.output[-3000:]}"
+    if "Traceback" in result.output and "KeyboardInterrupt" not in result.output:
+        # (a refusal by the engine cancels the program, whose interpreter then reports the
+        # interrupt on stderr; any other traceback is a defect)
+        return f"{change.key}: refused with a Python traceback:\n{result.output[-3000:]}"
+    return ""
+
+
+def judge(preview: Preview, selected: list[Change]) -> tuple[list[str], dict[str, str]]:
+    """Every change of ``selected`` previewed (the safe ones in batches): the failures, and
+    the keys refused as they must be, with the refusal."""
+    failures: list[str] = []
+    refused: dict[str, str] = {}
+    for batch in batches(selected):
+        failures += safe_failures(preview, batch)
+    for change in (change for change in selected if change.alone):
+        if not change.refused_by:
+            failures += safe_failures(preview, Batch([change]))
+        elif failure := refusal_failure(preview, change):
+            failures.append(failure)
+        else:
+            refused[change.key] = change.refused_by
+    return failures, refused

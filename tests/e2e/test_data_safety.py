@@ -17,7 +17,6 @@ run of a replacement, a claim resize) is for the real tier."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,25 +24,18 @@ import pytest
 
 from settings import SECRET_KEYS
 from tests.e2e.conftest import Project, provider_manifests
-from tests.e2e.data_safety_changes import NOT_IN_RENDER_MODE, STACK, Batch, batches, changes, config_text
+from tests.e2e.data_safety_changes import (
+    NOT_IN_RENDER_MODE,
+    STACK,
+    Previewed,
+    changes,
+    config_text,
+    judge,
+    previewed,
+)
 from tools.config_reference import config_rows
 
 pytestmark = pytest.mark.e2e
-
-# What a change must never replace or delete by surprise: the data systems' objects and
-# the Secrets of their credentials (Kafka UI's login Secret goes with the UI, which keeps
-# no data: disabling the UI deletes it, as it deletes the UI).
-GUARDED_TYPES = ("StatefulSet", "PersistentVolumeClaim", "Namespace")
-GUARDED_SECRETS = ("postgres-secret", "redis-secret", "kafka-kraft-secret", "app-secrets")
-UNSAFE_OPS = ("replace", "create-replacement", "delete-replaced", "delete", "discard", "discard-replaced")
-
-
-@dataclass(frozen=True)
-class Previewed:
-    returncode: int
-    output: str
-    unsafe: list[str]  # "op Type name" of every guarded object replaced or deleted
-    steps: list[str]  # "op name" of every step that is not "same"
 
 
 def _stack_file(project: Project) -> Path:
@@ -62,31 +54,7 @@ def _preview(project: Project, values: dict[str, Any], *, secrets: frozenset[str
         result = project.run("preview", "--stack", STACK, "--json", check=False, env=project.render_env(STACK))
     finally:
         _stack_file(project).write_text(original)
-    output = result.stdout + result.stderr
-    try:
-        document = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        return Previewed(result.returncode, output, [], [])
-    steps = [step for step in document.get("steps", []) if step["op"] != "same"]
-    messages = "".join(item.get("message", "") for item in document.get("diagnostics", []))
-    return Previewed(result.returncode, output + messages, _unsafe(steps), [f"{s['op']} {_name(s)}" for s in steps])
-
-
-def _name(step: dict[str, Any]) -> str:
-    return step["urn"].rsplit("::", 1)[1]
-
-
-def _unsafe(steps: list[dict[str, Any]]) -> list[str]:
-    found = []
-    for step in steps:
-        kind = step["urn"].split("::")[2].rsplit(":", 1)[-1]
-        guarded = kind in GUARDED_TYPES or (kind == "Secret" and _name(step) in GUARDED_SECRETS)
-        if not guarded or step["op"] not in UNSAFE_OPS:
-            continue
-        if step["op"] == "delete" and (step.get("oldState") or {}).get("retainOnDelete"):
-            continue  # Pulumi forgets it; the object (a backup claim) stays in the cluster
-        found.append(f"{step['op']} {kind} {_name(step)}")
-    return found
+    return previewed(result.returncode, result.stdout, result.stderr)
 
 
 @pytest.fixture(scope="module")
@@ -95,44 +63,9 @@ def deployed(project: Project) -> Project:
     return project
 
 
-def _safe_failures(project: Project, batch: Batch) -> list[str]:
-    """What is wrong with ``batch``'s plan (empty: every change plans safely); a failed
-    batch is previewed change by change, so the message names the key."""
-    secrets = frozenset(key for change in batch.changes if change.secret for key in change.values)
-    result = _preview(project, batch.values, secrets=secrets)
-    if result.returncode == 0 and not result.unsafe:
-        return []
-    if len(batch.changes) == 1:
-        change = batch.changes[0]
-        problem = f"plans {result.unsafe}" if result.returncode == 0 else f"fails:\n{result.output[-3000:]}"
-        return [f"{change.key} = {change.values}: {problem}"]
-    return [failure for change in batch.changes for failure in _safe_failures(project, Batch([change]))]
-
-
 def test_no_config_change_replaces_or_deletes_a_data_object_by_surprise(deployed: Project):
     every = changes()
-    failures: list[str] = []
-    refused: dict[str, str] = {}
-
-    for batch in batches(every):
-        failures += _safe_failures(deployed, batch)
-
-    for change in (change for change in every if change.alone):
-        secrets = frozenset(change.values) if change.secret else frozenset()
-        if not change.refused_by:
-            failures += _safe_failures(deployed, Batch([change]))
-            continue
-        result = _preview(deployed, change.values, secrets=secrets)
-        if result.returncode == 0:
-            failures.append(f"{change.key} = {change.values}: expected refusal by {change.refused_by!r}, planned {result.steps}")
-        elif change.refused_by not in result.output:
-            failures.append(f"{change.key}: refused without naming {change.refused_by!r}:\n{result.output[-3000:]}")
-        elif "Traceback" in result.output and "KeyboardInterrupt" not in result.output:
-            # (a refusal by the engine cancels the program, whose interpreter then reports
-            # the interrupt on stderr; any other traceback is a defect)
-            failures.append(f"{change.key}: refused with a Python traceback:\n{result.output[-3000:]}")
-        else:
-            refused[change.key] = change.refused_by
+    failures, refused = judge(lambda values, secrets: _preview(deployed, values, secrets=secrets), every)
 
     # Every key of the config reference and every credential had its change.
     covered = {change.key for change in every} | set(NOT_IN_RENDER_MODE)

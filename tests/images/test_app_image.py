@@ -124,3 +124,21 @@ def test_selfcheck_fails_cleanly_without_its_backends(workdir: Path):
     assert "Traceback" not in result.stderr, result.stderr
     assert all("not configured" in c["error"] for c in json.loads(unconfigured.stdout)["checks"].values())
     assert refused.returncode == 1 and "cannot connect" in refused.stdout
+
+
+@pytest.mark.parametrize("system", ["postgres", "redis", "kafka"])
+def test_the_drill_writer_counts_acknowledged_writes_and_reads_them_back(
+    system: str, postgres_server: Service, redis_node: Service, kafka_node: Service
+):
+    env = backend_env(postgres_server, redis_node, kafka_node)
+    with Sandbox(built("ai-infra-test-app"), binds={"/etc/hosts": redis_node.sandbox.binds["/etc/hosts"]}) as sandbox:
+        # one Redis node without replicas: WAIT has nobody to confirm
+        result = sandbox.run(["ai-infra-test-app", "write", system, "--seconds", "3", "--replicas", "0"], env=env, timeout=180)
+    assert result.returncode == 0, describe(result)
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    acks = [event for event in events if event["event"] == "ack"]
+    summary = events[-1]
+    assert summary["event"] == "summary" and summary["lost"] == 0, describe(result)
+    # ~50 writes a second; every one acknowledged and found again
+    assert summary["acked"] == len(acks) >= 20, summary
+    assert not [event for event in events if event["event"] == "error"], describe(result)

@@ -1,8 +1,10 @@
 """What the local cluster supplies to a stack deployed into it (tools/stack.sh puts it under
 the stack file's own values): the in-cluster registry for the project's images, the
 stand-in application image for the app tier (the AI Infra Matrix images are not ours),
-and kafka-exporter switched off, the one part with no image this project can build here
-(the Go module proxy serves no version of github.com/danielqsj/kafka_exporter)."""
+and the two parts with no image this project can build here switched off: kafka-exporter
+(the Go module proxy serves no version of github.com/danielqsj/kafka_exporter) and Kafka
+UI (kafbat's application is published only as a container image and a GitHub release jar,
+neither reachable here; prod enables it elsewhere). Never a fake in their place."""
 
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ def local_cluster_config() -> dict[str, Any]:
     image = {"repository": f"{layout.REGISTRY_HOST}/{title}", "tag": version}
     config: dict[str, Any] = {
         "ai-infra-matrix:imageRegistry": layout.REGISTRY_HOST,
-        "ai-infra-matrix:kafka": {"exporter": {"enabled": False}},
+        "ai-infra-matrix:kafka": {"exporter": {"enabled": False}, "ui": {"enabled": False}},
         # the stand-in listens on $PORT (8082, the backend's): the web tiers answer on 80
         "ai-infra-matrix:backend": {"image": image},
         "ai-infra-matrix:frontend": {"image": image, "env": {"PORT": "80"}},

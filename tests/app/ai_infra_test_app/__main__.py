@@ -1,9 +1,12 @@
-"""ai-infra-test-app [serve | selfcheck | connect HOST PORT]
+"""ai-infra-test-app [serve | selfcheck | connect HOST PORT | write SYSTEM]
 
 serve       (default) HTTP on LISTEN_ADDRESS (0.0.0.0):PORT (8082, the backend's port)
 selfcheck   run the self-check once, print its JSON, exit 0 only if every check passed
 connect     open one TCP connection to HOST:PORT (exit 0) or report why not (exit 1):
             for tests of which flows the NetworkPolicies allow, from inside a pod
+write       the drill writer: write to postgres, redis or kafka for --seconds, then read
+            everything back; JSON lines (acks, errors, a summary); exit 3 if an
+            acknowledged write was lost (writer.py)
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import socket
 import sys
 
-from . import checks, server
+from . import checks, server, writer
 
 
 def main(argv: list[str]) -> int:
@@ -26,7 +29,13 @@ def main(argv: list[str]) -> int:
     connect.add_argument("host")
     connect.add_argument("port", type=int)
     connect.add_argument("--timeout", type=float, default=3.0)
+    write = commands.add_parser("write", help="write continuously, then verify (failover drills)")
+    write.add_argument("system", choices=("postgres", "redis", "kafka"))
+    write.add_argument("--seconds", type=float, default=60.0)
+    write.add_argument("--replicas", type=int, default=1, help="redis: replicas WAIT must confirm")
     args = parser.parse_args(argv)
+    if args.command == "write":
+        return writer.main(args.system, args.seconds, args.replicas)
     if args.command == "selfcheck":
         report = checks.selfcheck()
         print(json.dumps(report, indent=2, sort_keys=True))

@@ -1,0 +1,36 @@
+"""The prod tier: the prod stack (the guide's HA topology) deployed for real by
+`make up STACK=prod` on a local cluster of PROD_NODES nodes, grown to that size when a
+smaller one runs. The stack is left deployed, as `make up` leaves it.
+
+The drills' figures go to tests/conformance/report.py: one table at the end of the
+session, and JSON lines in $AI_INFRA_MEASUREMENTS when set."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.deployed import Deployed, deployed_stack
+
+STACK = "prod"
+# The prod topology's required anti-affinity needs 6 schedulable nodes (the stack's
+# minimumNodes output); one more lets a node be drained with every pod rescheduled.
+PROD_NODES = 7
+
+
+# The deployment is judged first, then previews against it, then the drills disturb it.
+MODULE_ORDER = ("test_prod_stack", "test_data_safety", "test_drills")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    places = [i for i, item in enumerate(items) if "tests/prod/" in str(item.fspath)]
+    ours = sorted((items[i] for i in places), key=lambda item: MODULE_ORDER.index(item.path.stem))
+    for place, item in zip(places, ours, strict=True):
+        item.add_marker(pytest.mark.prod)
+        items[place] = item
+
+
+@pytest.fixture(scope="package")
+def prod() -> Iterator[Deployed]:
+    yield deployed_stack(STACK, nodes=PROD_NODES)

@@ -1,0 +1,268 @@
+"""The guide's failover drills on the deployed prod stack, through the Services.
+
+Each drill runs the drill writer (ai-infra-test-app write, tests/app) inside a backend
+pod, which writes continuously through the same Services and NetworkPolicies as the
+application and counts what each system acknowledged; after a few seconds of steady
+writes the drill injects its fault (a pod deleted as `kubectl delete pod` does), the
+writer keeps writing, then reads everything back. A drill's figures:
+
+- recovery: seconds from the fault until writes are served again, i.e. the longest
+  interval between two served writes from the fault on (0.02 s is the writer's pace: no
+  interruption at all);
+- lost: writes the system acknowledged as durable (a PostgreSQL commit, a Redis write
+  WAIT-confirmed by its replica, an acks=all Kafka delivery) that the read-back did not
+  find (goal: 0);
+- for the Kafka controller drill, seconds until the quorum names a new active controller
+  (an upper bound: each look is a kafka-metadata-quorum.sh run, a JVM start of 2-3 s);
+- for Redis, the writes served and those served while not durable: after the handover the
+  new master has no replica until the stopped pod is back and resynced, so WAIT cannot
+  confirm them (the application's writes go on; their durability waits for the replica).
+
+After each drill the stack is waited back to health (every member Ready, the Redis
+cluster ok, Patroni streaming) so drills never overlap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.deployed import Deployed
+
+WARMUP_ACKS = 100  # steady writes before the fault (~2 s)
+PATRONI = "ai-infra-patroni"
+REDIS = "ai-infra-redis-cluster"
+KAFKA = "ai-infra-kafka"
+KAFKA_CONTROLLER = "ai-infra-kafka-controller"
+BROKER_ID_OFFSET = 100
+BOOTSTRAP = "localhost:9092"  # a broker's own listener, from inside a broker pod
+
+
+@dataclass
+class Writes:
+    """What one drill writer run reported."""
+
+    system: str
+    acks: list[float] = field(default_factory=list)
+    errors: list[tuple[float, str]] = field(default_factory=list)
+    topic: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    output: list[str] = field(default_factory=list)
+
+    def recovery_after(self, fault: float) -> float:
+        """The longest interval without an acknowledgement from ``fault`` on."""
+        times = [fault, *(t for t in self.acks if t >= fault)]
+        return max(b - a for a, b in itertools.pairwise(times)) if len(times) > 1 else float("inf")
+
+    @property
+    def lost(self) -> int:
+        return int(self.summary.get("lost", -1))
+
+
+class Writer:
+    """``ai-infra-test-app write SYSTEM`` in a backend pod, its events read as they come."""
+
+    def __init__(self, deployed: Deployed, system: str, seconds: float, pod: str, replicas: int = 1) -> None:
+        command = f"ai-infra-test-app write {system} --seconds {seconds} --replicas {replicas}"
+        self.writes = Writes(system)
+        self.seconds = seconds
+        self.process = subprocess.Popen(
+            deployed.exec_argv(pod, command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.writes.output.append(line.rstrip())
+            if not line.startswith("{"):
+                continue
+            event = json.loads(line)
+            if event["event"] == "ack":
+                self.writes.acks.append(event["t"])
+            elif event["event"] == "error":
+                self.writes.errors.append((event["t"], event["error"]))
+            elif event["event"] == "topic":
+                self.writes.topic = event["topic"]
+            elif event["event"] == "summary":
+                self.writes.summary = event
+
+    def steady(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while len(self.writes.acks) < WARMUP_ACKS:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"the {self.writes.system} writer never got steady:\n" + "\n".join(self.writes.output[-30:]))
+            time.sleep(0.2)
+
+    def finish(self) -> Writes:
+        self.process.wait(timeout=self.seconds + 300)
+        self.reader.join(timeout=30)
+        if not self.writes.summary:
+            raise AssertionError(f"the {self.writes.system} writer gave no summary:\n" + "\n".join(self.writes.output[-30:]))
+        return self.writes
+
+
+@dataclass
+class DrillResult:
+    drill: str
+    victim: str
+    recovery: float  # seconds (see the module docstring)
+    lost: int
+    acked: int
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# --- finding the victims -----------------------------------------------------------------
+
+
+def patroni_leader(deployed: Deployed) -> str:
+    pods = deployed.pods("-l", "role=primary")
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    return str(pods[0]["metadata"]["name"])
+
+
+def redis_master_of(deployed: Deployed, key: str) -> str:
+    """The Redis pod that is master of ``key``'s slot."""
+    code, slot = deployed.exec(f"{REDIS}-0", f"redis-cli cluster keyslot {key}", container="redis")
+    assert code == 0, slot
+    code, nodes = deployed.exec(f"{REDIS}-0", "redis-cli cluster nodes", container="redis")
+    assert code == 0, nodes
+    wanted = int(slot.strip())
+    by_ip = {p["status"].get("podIP"): p["metadata"]["name"] for p in deployed.pods()}
+    for line in nodes.splitlines():
+        fields = line.split()
+        if len(fields) < 9 or "master" not in fields[2] or "fail" in fields[2]:
+            continue
+        for span in fields[8:]:
+            low, _, high = span.partition("-")
+            if low.isdigit() and int(low) <= wanted <= int(high or low):
+                return by_ip[fields[1].split(":")[0]]
+    raise AssertionError(f"no master owns slot {wanted}:\n{nodes}")
+
+
+def kafka_partition_leader(deployed: Deployed, topic: str) -> str:
+    code, out = deployed.exec(f"{KAFKA}-0", f"kafka-topics.sh --bootstrap-server {BOOTSTRAP} --describe --topic {topic}")
+    match = re.search(r"Partition: 0\s+Leader: (\d+)", out)
+    assert code == 0 and match, out
+    return f"{KAFKA}-{int(match.group(1)) - BROKER_ID_OFFSET}"
+
+
+def kafka_active_controller(deployed: Deployed, broker: str = f"{KAFKA}-0") -> int:
+    code, out = deployed.exec(broker, f"kafka-metadata-quorum.sh --bootstrap-server {BOOTSTRAP} describe --status")
+    match = re.search(r"LeaderId:\s+(-?\d+)", out)
+    assert code == 0 and match, out
+    return int(match.group(1))
+
+
+def writer_pod(deployed: Deployed, avoid: str = "") -> str:
+    """A Ready backend pod, not on the node of ``avoid`` (a pod a drill will stop)."""
+    node = ""
+    if avoid:
+        node = deployed.cluster.get("-n", deployed.namespace, "pod", avoid)["spec"].get("nodeName", "")
+    for pod in deployed.pods("-l", "app.kubernetes.io/name=backend"):
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+        if ready and pod["spec"].get("nodeName") != node:
+            return f"pod/{pod['metadata']['name']}"
+    raise AssertionError("no Ready backend pod to write from")
+
+
+# --- health between drills ---------------------------------------------------------------
+
+
+def wait_healthy(deployed: Deployed, timeout: float = 600) -> None:
+    def all_ready() -> bool:
+        for kind in ("statefulsets", "deployments"):
+            for item in deployed.cluster.get("-n", deployed.namespace, kind)["items"]:
+                wanted = item["spec"].get("replicas", 1)
+                if item["status"].get("readyReplicas", 0) != wanted or item["status"].get("updatedReplicas", 0) != wanted:
+                    return False
+        code, info = deployed.exec(f"{REDIS}-0", "redis-cli cluster info", container="redis")
+        if code != 0 or "cluster_state:ok" not in info:
+            return False
+        code, members = deployed.exec(f"{PATRONI}-0", "patronictl list -f json")
+        if code != 0:
+            return False
+        states = [m.get("State") for m in json.loads(members[members.index("[") :])]
+        return states.count("running") == 1 and states.count("streaming") == len(states) - 1
+
+    deployed.cluster.wait("the prod stack to be healthy again", all_ready, timeout=timeout, interval=3)
+
+
+# --- the drills --------------------------------------------------------------------------
+
+
+def _delete_pod(deployed: Deployed, pod: str) -> float:
+    """``kubectl delete pod`` as the guide writes it (graceful); the time it was asked."""
+    fault = time.time()
+    deployed.cluster.kubectl("-n", deployed.namespace, "delete", "pod", pod, "--wait=false")
+    return fault
+
+
+def patroni_leader_delete(deployed: Deployed, seconds: float = 75) -> DrillResult:
+    victim = patroni_leader(deployed)
+    writer = Writer(deployed, "postgres", seconds, writer_pod(deployed, victim))
+    writer.steady()
+    fault = _delete_pod(deployed, victim)
+    writes = writer.finish()
+    new_leader = patroni_leader(deployed)
+    return DrillResult("Patroni leader pod deleted", victim, writes.recovery_after(fault), writes.lost,
+                       int(writes.summary["acked"]), {"new_leader": new_leader})  # fmt: skip
+
+
+def redis_master_delete(deployed: Deployed, seconds: float = 60) -> DrillResult:
+    # the writer's keys share the hash tag {drill}: one slot, one master
+    victim = redis_master_of(deployed, "{drill}")
+    writer = Writer(deployed, "redis", seconds, writer_pod(deployed, victim))
+    writer.steady()
+    fault = _delete_pod(deployed, victim)
+    writes = writer.finish()
+    durable = int(writes.summary["acked"])
+    return DrillResult("Redis master pod deleted", victim, writes.recovery_after(fault), writes.lost, durable,
+                       {"served": len(writes.acks), "served_not_durable": len(writes.acks) - durable})  # fmt: skip
+
+
+def kafka_broker_delete(deployed: Deployed, seconds: float = 60) -> DrillResult:
+    writer = Writer(deployed, "kafka", seconds, writer_pod(deployed))
+    writer.steady()
+    victim = kafka_partition_leader(deployed, writer.writes.topic)
+    fault = _delete_pod(deployed, victim)
+    writes = writer.finish()
+    return DrillResult("Kafka partition leader broker pod deleted", victim, writes.recovery_after(fault),
+                       writes.lost, int(writes.summary["acked"]))  # fmt: skip
+
+
+def kafka_controller_delete(deployed: Deployed, seconds: float = 45) -> DrillResult:
+    old = kafka_active_controller(deployed)
+    victim = f"{KAFKA_CONTROLLER}-{old}"
+    writer = Writer(deployed, "kafka", seconds, writer_pod(deployed))
+    writer.steady()
+    fault = _delete_pod(deployed, victim)
+    elected = float("inf")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            leader = kafka_active_controller(deployed)
+        except AssertionError:
+            leader = -1
+        if leader not in {old, -1}:
+            elected = time.time() - fault
+            break
+        time.sleep(0.5)
+    writes = writer.finish()
+    return DrillResult("Kafka active controller pod deleted", victim, writes.recovery_after(fault), writes.lost,
+                       int(writes.summary["acked"]), {"new_active_controller_s": elected})  # fmt: skip
+
+
+DRILLS = {
+    "patroni": patroni_leader_delete,
+    "redis": redis_master_delete,
+    "kafka-broker": kafka_broker_delete,
+    "kafka-controller": kafka_controller_delete,
+}
