@@ -33,6 +33,7 @@ if str(ROOT) not in sys.path:
 from tools.benchmark import deploy, measure  # noqa: E402
 from tools.benchmark.measure import Command, Pairs, Sample, Spread  # noqa: E402
 from tools.benchmark.preview import PreviewBench  # noqa: E402
+from tools.cluster import stack_defaults  # noqa: E402
 
 IMPORT_FLOOR = "import pulumi, pulumi_kubernetes"
 COUNT = """
@@ -76,7 +77,9 @@ def deploy_rows(
         if kubectl is None:
             rows.append(Row(figure, "<= 1.2x", None, "skipped: no cluster"))
             continue
-        bench = deploy.DeployBench(base / f"deploy-{stack}", kubectl, stack, overrides)
+        # the local cluster's own defaults (its registry, the stand-in app), as make up gives them
+        target = stack_defaults.local_cluster_overrides()
+        bench = deploy.DeployBench(base / f"deploy-{stack}", kubectl, stack, [*target, *overrides])
         # No warm-up: each run is a full deploy, and none of them starts warm.
         rows.append(Row(figure, "<= 1.2x", measure.interleave(bench.program, bench.floor, runs, warmup=False)))
     return rows

@@ -31,3 +31,17 @@ def local_cluster_config() -> dict[str, Any]:
         "ai-infra-matrix:nginx": {"image": image, "env": {"PORT": "80"}},
     }
     return config
+
+
+def local_cluster_overrides() -> list[str]:
+    """local_cluster_config() as ``key=value`` settings (dotted keys, no project prefix),
+    as `tools/render.py --set` and `pulumi config set --path` take them."""
+    import json
+
+    def leaves(value: Any, path: str) -> list[str]:
+        if isinstance(value, dict):
+            return [item for key, child in value.items() for item in leaves(child, f"{path}.{key}" if path else key)]
+        return [f"{path}={json.dumps(value) if isinstance(value, bool) else value}"]
+
+    config = {key.removeprefix("ai-infra-matrix:"): value for key, value in local_cluster_config().items()}
+    return leaves(config, "")
