@@ -45,22 +45,29 @@ def _token() -> str:
     return f"{socket.gethostname()}-{uuid.uuid4().hex[:12]}"
 
 
-def check_postgres(env: Mapping[str, str]) -> dict[str, Any]:
-    """Upsert this pod's row in ai_infra_selfcheck and read it back (one row per pod)."""
+def connect_postgres(env: Mapping[str, str], *, timeout: float, application_name: str, autocommit: bool = False) -> Any:
+    """A connection to the database the DB_* env names."""
     import psycopg
 
     host, port, database, user, password = _need(env, "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
-    token = _token()
-    with psycopg.connect(
+    return psycopg.connect(
         host=host,
         port=int(port),
         dbname=database,
         user=user,
         password=password,
         sslmode=env.get("DB_SSLMODE", "prefer"),
-        connect_timeout=TIMEOUT_SECONDS,
-        application_name="ai-infra-test-app",
-    ) as connection:
+        connect_timeout=timeout,
+        autocommit=autocommit,
+        application_name=application_name,
+    )
+
+
+def check_postgres(env: Mapping[str, str]) -> dict[str, Any]:
+    """Upsert this pod's row in ai_infra_selfcheck and read it back (one row per pod)."""
+
+    token = _token()
+    with connect_postgres(env, timeout=TIMEOUT_SECONDS, application_name="ai-infra-test-app") as connection:
         connection.execute(f"SET statement_timeout = '{TIMEOUT_SECONDS}s'")
         connection.execute(
             f"CREATE TABLE IF NOT EXISTS {TABLE} (pod text PRIMARY KEY, token text NOT NULL, written_at timestamptz NOT NULL)"

@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .checks import _need
+from .checks import _need, connect_postgres
 
 STEP_TIMEOUT = 3  # seconds a single write (or reconnect) may take
 WAIT_TIMEOUT_MS = 200  # Redis WAIT: a healthy replica confirms within a millisecond or two
@@ -73,19 +73,9 @@ def _retry(action: Callable[[], set[int]], deadline: float) -> set[int]:
 def write_postgres(env: Mapping[str, str], run: str, seconds: float) -> tuple[set[int], Callable[[], set[int]]]:
     import psycopg
 
-    host, port, database, user, password = _need(env, "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER", "DB_PASSWORD")
-
     def connect() -> psycopg.Connection[Any]:
-        connection = psycopg.connect(
-            host=host,
-            port=int(port),
-            dbname=database,
-            user=user,
-            password=password,
-            sslmode=env.get("DB_SSLMODE", "prefer"),
-            connect_timeout=STEP_TIMEOUT,
-            autocommit=True,
-            application_name="ai-infra-drill-writer",
+        connection: psycopg.Connection[Any] = connect_postgres(
+            env, timeout=STEP_TIMEOUT, application_name="ai-infra-drill-writer", autocommit=True
         )
         # a commit waiting on a lost standby must not hang the writer: it is an error
         connection.execute(f"SET statement_timeout = '{STEP_TIMEOUT}s'")
