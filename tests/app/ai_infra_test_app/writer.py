@@ -136,7 +136,7 @@ class _SlotClient:
         if self.client is not None:
             return self.client
         errors = []
-        for host, port in [self.seed, *self.known]:
+        for host, port in dict.fromkeys([self.seed, *self.known]):  # the seed first, each node once
             try:
                 probe = self._connect(host, port)
                 try:
