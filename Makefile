@@ -13,7 +13,7 @@ CLUSTER := $(PYTHON) -m tools.cluster
 YES ?=
 
 .PHONY: help install lock deps toolchain test test-fast lint format render bench docs up preview destroy clean \
-	cluster-build cluster-up cluster-down cluster-status images images-push down drills
+	cluster-build cluster-up cluster-down cluster-status node-stop node-start images images-push down drills
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -75,8 +75,8 @@ bench: install ## render timings and resource counts, as a table
 
 # The prod stack on a 7-node local cluster (deployed first when it does not run), then every
 # failover drill with our defaults and again under the anchor configuration: one table.
-drills: install toolchain cluster-build ## failover drills on the prod stack (7-node local cluster), ours vs the anchor, one table
-	AI_INFRA_DRILL_ANCHORS=1 $(PY) -m pytest tests/prod/test_drills.py $(PYTEST_ARGS)
+drills: install toolchain cluster-build ## failover drills on the prod stack (7-node local cluster), node loss, drain and scaling too, ours vs the anchor, tables
+	AI_INFRA_DRILL_ANCHORS=1 AI_INFRA_DRILL_NODES=1 $(PY) -m pytest tests/prod/test_drills.py tests/prod/test_scaling.py $(PYTEST_ARGS)
 
 docs: install ## regenerate the README's config reference and outputs contract
 	$(PY) tools/config_reference.py
@@ -101,6 +101,14 @@ cluster-up: ## start (or grow) the local multi-node Kubernetes cluster: NODES=n 
 
 cluster-down: ## stop the local cluster and remove its namespaces, cgroups and state (caches stay)
 	$(CLUSTER) down
+
+node-stop: ## lose NODE as a host dies: every process of it killed, nothing drained (a drill)
+	@test -n "$(NODE)" || { echo "node-stop: name the node, e.g. make node-stop NODE=aim-node-3" >&2; exit 2; }
+	$(CLUSTER) node stop $(NODE)
+
+node-start: ## boot a NODE stopped by node-stop; its pods start again on their volumes
+	@test -n "$(NODE)" || { echo "node-start: name the node, e.g. make node-start NODE=aim-node-3" >&2; exit 2; }
+	$(CLUSTER) node start $(NODE)
 
 cluster-status: ## say what of the local cluster runs
 	$(CLUSTER) status

@@ -6,8 +6,9 @@ import functools
 import re
 
 from tests.cluster.conftest import NODES, toolbox_pod
-from tests.kube import Cluster, pod_ready
-from tools.cluster import addons
+from tests.kube import Cluster, cluster_tool, pod_ready
+from tools.cluster import addons, layout, ns
+from tools.cluster.layout import ClusterState
 
 
 def test_every_node_is_ready_in_three_zones(cluster: Cluster) -> None:
@@ -58,3 +59,33 @@ def test_kubectl_top_reports_cpu_and_memory(cluster: Cluster, namespace: str) ->
     assert cpu > 100, f"a busy loop should use more than 100m CPU, top says {cpu}m"
     nodes = cluster.kubectl("top", "nodes", "--no-headers")
     assert len(nodes.strip().splitlines()) == len(cluster.nodes())
+
+
+def test_a_lost_node_loses_every_process_and_boots_with_its_pods(cluster: Cluster, namespace: str) -> None:
+    # the last node: node 1 carries the forwarder's path to the registry
+    lost = f"{layout.PREFIX}node-{cluster.info.nodes}"
+    cluster.apply(namespace, toolbox_pod("survivor", command="sleep 3600", node=lost))
+    cluster.wait("pod survivor Ready", lambda: pod_ready(cluster, namespace, "survivor"))
+    before = cluster.get("-n", namespace, "pod", "survivor")["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
+    cluster_tool("node", "stop", lost)
+    try:
+        state = ClusterState.load(cluster.state)
+        assert state is not None and lost in state.stopped_nodes
+        assert not ns.unit_pids(state.cgroup_parents, lost), "a process of the lost node survived"
+        # nothing drained, nothing deleted: the pod is still bound to the dead node
+        assert cluster.get("-n", namespace, "pod", "survivor")["spec"]["nodeName"] == lost
+    finally:
+        cluster_tool("node", "start", lost)
+    state = ClusterState.load(cluster.state)
+    assert state is not None and not state.stopped_nodes
+
+    def started_again() -> bool:
+        # the same pod object, its container started again by the booted node's kubelet (a
+        # Ready status from before the loss stays on the API server until then)
+        status = cluster.get("-n", namespace, "pod", "survivor")["status"]["containerStatuses"][0]
+        return status["state"].get("running", {}).get("startedAt", "") > before and pod_ready(cluster, namespace, "survivor")
+
+    cluster.wait("pod survivor started again on the booted node", started_again, timeout=180)
+    # the add-ons on the booted node are back before the next test needs them
+    for namespace_of, workload in addons.WORKLOADS:
+        cluster.kubectl("-n", namespace_of, "rollout", "status", workload, "--timeout=180s", timeout=200)

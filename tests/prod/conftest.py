@@ -19,9 +19,10 @@ STACK = "prod"
 PROD_NODES = 7
 
 
-# The deployment is judged first, then previews against it, then the drills disturb it;
+# The deployment is judged first, then previews against it, then the drills disturb it
+# and the scaling changes it (and puts it back);
 # and the tier runs after every other one, so its 7 nodes and its stack never slow them.
-MODULE_ORDER = ("test_prod_stack", "test_data_safety", "test_drills")
+MODULE_ORDER = ("test_prod_stack", "test_data_safety", "test_drills", "test_scaling")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

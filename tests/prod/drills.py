@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tests.deployed import Deployed
+from tests.kube import cluster_tool
 
 WARMUP_ACKS = 100  # steady writes before the fault (~2 s)
 PATRONI = "ai-infra-patroni"
@@ -161,16 +162,19 @@ def kafka_active_controller(deployed: Deployed, broker: str = f"{KAFKA}-0") -> i
     return int(match.group(1))
 
 
-def writer_pod(deployed: Deployed, avoid: str = "") -> str:
-    """A Ready backend pod, not on the node of ``avoid`` (a pod a drill will stop)."""
-    node = ""
-    if avoid:
-        node = deployed.cluster.get("-n", deployed.namespace, "pod", avoid)["spec"].get("nodeName", "")
+def node_of(deployed: Deployed, pod: str) -> str:
+    return str(deployed.cluster.get("-n", deployed.namespace, "pod", pod)["spec"].get("nodeName", ""))
+
+
+def writer_pod(deployed: Deployed, *avoid: str) -> str:
+    """A Ready backend pod on none of the nodes of ``avoid`` (pods a drill will stop, or
+    whose node it will lose)."""
+    nodes = {node_of(deployed, pod) for pod in avoid}
     for pod in deployed.pods("-l", "app.kubernetes.io/name=backend"):
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-        if ready and pod["spec"].get("nodeName") != node:
+        if ready and pod["spec"].get("nodeName") not in nodes:
             return f"pod/{pod['metadata']['name']}"
-    raise AssertionError("no Ready backend pod to write from")
+    raise AssertionError(f"no Ready backend pod to write from outside the nodes {sorted(nodes)}")
 
 
 # --- health between drills ---------------------------------------------------------------
@@ -260,9 +264,135 @@ def kafka_controller_delete(deployed: Deployed, seconds: float = 45) -> DrillRes
                        int(writes.summary["acked"]), {"new_active_controller_s": elected})  # fmt: skip
 
 
+def _kafka_writer_off_the_leaders_node(deployed: Deployed, seconds: float) -> tuple[Writer, str]:
+    """A steady Kafka writer and its topic's partition leader, on different nodes: the
+    leader is known only once the writer made its topic, so a writer that shares its node
+    is left to finish on its own and another starts elsewhere."""
+    avoid: tuple[str, ...] = ()
+    for _ in range(3):
+        pod = writer_pod(deployed, *avoid)
+        writer = Writer(deployed, "kafka", seconds, pod)
+        writer.steady()
+        victim = kafka_partition_leader(deployed, writer.writes.topic)
+        if node_of(deployed, victim) != node_of(deployed, pod.removeprefix("pod/")):
+            return writer, victim
+        writer.process.kill()
+        avoid = (*avoid, victim)
+    raise AssertionError("every Kafka writer's partition leader was on the writer's own node")
+
+
+def _node_lost(deployed: Deployed, system: str, seconds: float) -> DrillResult:
+    """One system's node loss: the node of the member its writes depend on loses every
+    process at once (tools/cluster/outage.py), is left dead while the writer goes on, then
+    booted again."""
+    if system == "kafka":
+        writer, victim = _kafka_writer_off_the_leaders_node(deployed, seconds)
+    else:
+        victim = patroni_leader(deployed) if system == "postgres" else redis_master_of(deployed, "{drill}")
+        writer = Writer(deployed, system, seconds, writer_pod(deployed, victim))
+        writer.steady()
+    node = node_of(deployed, victim)
+    fault = time.time()
+    cluster_tool("node", "stop", node)
+    try:
+        writes = writer.finish()
+    finally:
+        cluster_tool("node", "start", node)
+    detail: dict[str, Any] = {"node": node}
+    if system == "redis":
+        detail["served_not_durable"] = len(writes.acks) - int(writes.summary["acked"])
+    if system == "postgres":
+        detail["new_leader"] = patroni_leader(deployed)
+    return DrillResult(f"node lost: {system} (its {victim.rsplit('-', 1)[0].removeprefix('ai-infra-')} member's node)",
+                       victim, writes.recovery_after(fault), writes.lost, int(writes.summary["acked"]), detail)  # fmt: skip
+
+
+def node_lost_patroni(deployed: Deployed, seconds: float = 90) -> DrillResult:
+    return _node_lost(deployed, "postgres", seconds)
+
+
+def node_lost_redis(deployed: Deployed, seconds: float = 90) -> DrillResult:
+    return _node_lost(deployed, "redis", seconds)
+
+
+def node_lost_kafka(deployed: Deployed, seconds: float = 90) -> DrillResult:
+    return _node_lost(deployed, "kafka", seconds)
+
+
+def _pods_by_node(deployed: Deployed) -> dict[str, list[str]]:
+    by_node: dict[str, list[str]] = {}
+    for pod in deployed.pods():
+        if (pod["metadata"].get("ownerReferences") or [{}])[0].get("kind") == "StatefulSet":
+            by_node.setdefault(pod["spec"].get("nodeName", ""), []).append(pod["metadata"]["name"])
+    return by_node
+
+
+def _members(pods: list[str]) -> dict[str, str]:
+    """Of one node's StatefulSet pods: its Patroni member, Redis node and Kafka broker ("" for none)."""
+    found = {}
+    for system, statefulset in (("patroni", PATRONI), ("redis", REDIS), ("kafka", KAFKA)):
+        found[system] = next((p for p in pods if re.fullmatch(rf"{statefulset}-\d+", p)), "")
+    return found
+
+
+def drain_target(deployed: Deployed) -> tuple[str, dict[str, str]]:
+    """A node holding the Patroni leader, a Redis master and a Kafka broker, made so where
+    the spread left none: a node with a member of each becomes one by a Patroni switchover
+    to its member and a Redis manual failover to its replica, as an operator would set up
+    the drill. Returns the node and the pods it holds."""
+    by_node = _pods_by_node(deployed)
+    members = {node: _members(pods) for node, pods in sorted(by_node.items())}
+    node, held = next(((n, m) for n, m in members.items() if all(m.values())), ("", {}))
+    if not node:
+        raise AssertionError(f"no node holds a member of Patroni, Redis and Kafka: {by_node}")
+    if patroni_leader(deployed) != held["patroni"]:
+        code, out = deployed.exec(held["patroni"], f"patronictl switchover --candidate {held['patroni']} --force")
+        assert code == 0, out
+        deployed.cluster.wait("the switchover", lambda: patroni_leader(deployed) == held["patroni"], timeout=120)
+    code, role = deployed.exec(held["redis"], "redis-cli role | head -1", container="redis")
+    if role.strip() != "master":
+        code, out = deployed.exec(held["redis"], "redis-cli cluster failover", container="redis")
+        assert code == 0 and "OK" in out, out
+        deployed.cluster.wait("the Redis manual failover", lambda: deployed.exec(
+            held["redis"], "redis-cli role | head -1", container="redis")[1].strip() == "master", timeout=60)  # fmt: skip
+    wait_healthy(deployed)
+    return node, held
+
+
+def node_drain(deployed: Deployed, seconds: float = 150, bound: float = 300) -> DrillResult:
+    """`kubectl drain` of a node holding the Patroni leader, a Redis master and a Kafka
+    broker under writers of all three: it completes (every eviction the PDBs allow, each
+    system losing one member at a time) and no acknowledged write is lost. The evicted
+    members wait Pending for their node-bound volumes (local-path) until the uncordon."""
+    node, held = drain_target(deployed)
+    pod = writer_pod(deployed, held["patroni"])
+    writers = [Writer(deployed, system, seconds, pod) for system in ("postgres", "redis", "kafka")]
+    for writer in writers:
+        writer.steady()
+    fault = time.time()
+    try:
+        deployed.cluster.kubectl("drain", node, "--ignore-daemonsets", "--delete-emptydir-data", f"--timeout={bound:.0f}s",
+                                 timeout=bound + 30)  # fmt: skip
+        drained = time.time() - fault
+        results = [w.finish() for w in writers]
+    finally:
+        deployed.cluster.kubectl("uncordon", node)
+    gaps = {w.system: round(w.recovery_after(fault), 2) for w in results}
+    return DrillResult(f"node drained ({', '.join(held.values())})", node, drained, sum(w.lost for w in results),
+                       sum(int(w.summary["acked"]) for w in results), {f"{k}_gap_s": v for k, v in gaps.items()})  # fmt: skip
+
+
 DRILLS = {
     "patroni": patroni_leader_delete,
     "redis": redis_master_delete,
     "kafka-broker": kafka_broker_delete,
     "kafka-controller": kafka_controller_delete,
+}
+# the node drills: a node lost (three systems) and a node drained; minutes each (the node
+# boots and every member resyncs), so `make drills` runs them and CI does not
+NODE_DRILLS = {
+    "node-lost-patroni": node_lost_patroni,
+    "node-lost-redis": node_lost_redis,
+    "node-lost-kafka": node_lost_kafka,
+    "node-drain": node_drain,
 }

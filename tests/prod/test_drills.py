@@ -7,7 +7,12 @@ afterwards: Patroni ttl 30 / loop_wait 10 / retry_timeout 10, asynchronous (patr
 edit-config); Redis cluster-node-timeout 15000 (CONFIG SET on every node; the preStop
 handover is part of the pod spec and stays). Kafka's failover timings are Kafka's own
 defaults in this program (broker.session.timeout.ms, controller.quorum.*), so its anchor
-is the same configuration and its ratio is 1 by construction: it runs once."""
+is the same configuration and its ratio is 1 by construction: it runs once.
+
+With AI_INFRA_DRILL_NODES=1 (`make drills` too) the node drills run as well: a node lost
+(every process of it killed, tools/cluster/outage.py) under each system's writer, and a
+`kubectl drain` of a node holding the Patroni leader, a Redis master and a Kafka broker
+under all three writers, bounded in time (no anchor: it is a bound, not a failover)."""
 
 from __future__ import annotations
 
@@ -24,9 +29,13 @@ from tests.prod import drills
 
 # Upper bounds with room for this 2-core machine (the anchor's are the loopback anchor's
 # figures with the same room); the figures themselves go to the table.
-RECOVERY_BOUND = {"patroni": 45.0, "redis": 30.0, "kafka-broker": 30.0, "kafka-controller": 30.0}
-ANCHOR_BOUND = {"patroni": 90.0, "redis": 60.0}
+# The node drain's figure is the drain's duration.
+RECOVERY_BOUND = {"patroni": 45.0, "redis": 30.0, "kafka-broker": 30.0, "kafka-controller": 30.0,
+                  "node-lost-patroni": 60.0, "node-lost-redis": 30.0, "node-lost-kafka": 30.0, "node-drain": 300.0}  # fmt: skip
+ANCHOR_BOUND = {"patroni": 90.0, "redis": 60.0, "node-lost-patroni": 90.0, "node-lost-redis": 60.0}
 CONFIGS = ["ours", "anchor"] if os.environ.get("AI_INFRA_DRILL_ANCHORS") == "1" else ["ours"]
+# AI_INFRA_DRILL_NODES=1 (`make drills`): the node loss and drain drills as well
+ALL_DRILLS = {**drills.DRILLS, **(drills.NODE_DRILLS if os.environ.get("AI_INFRA_DRILL_NODES") == "1" else {})}
 ANCHOR_PATRONI = {"ttl": "30", "loop_wait": "10", "retry_timeout": "10", "synchronous_mode": "false"}
 ANCHOR_REDIS_NODE_TIMEOUT = "15000"
 RESULTS: dict[tuple[str, str], drills.DrillResult] = {}
@@ -37,7 +46,7 @@ def _table() -> list[str]:
     if not RESULTS:
         return []
     rows = []
-    for drill in drills.DRILLS:
+    for drill in ALL_DRILLS:
         ours, anchor = RESULTS.get((drill, "ours")), RESULTS.get((drill, "anchor"))
         if ours is None:
             continue
@@ -96,12 +105,12 @@ def configured(request: pytest.FixtureRequest, prod: Deployed) -> Iterator[str]:
         _set_redis_node_timeout(prod, redis_before)
 
 
-@pytest.mark.parametrize("drill", list(drills.DRILLS))
+@pytest.mark.parametrize("drill", list(ALL_DRILLS))
 def test_failover_drill_loses_no_acknowledged_write(prod: Deployed, configured: str, drill: str) -> None:
     if configured == "anchor" and drill not in ANCHOR_BOUND:
-        pytest.skip("Kafka's anchor is the configuration the ours run used (see the module docstring)")
+        pytest.skip("Kafka's anchor is the configuration the ours run used, and a drain has no anchor (module docstring)")
     drills.wait_healthy(prod)
-    result = drills.DRILLS[drill](prod)
+    result = ALL_DRILLS[drill](prod)
     RESULTS[(drill, configured)] = result
     report.measurement("prod-drill", config=configured, drill=result.drill, victim=result.victim,
                        recovery_s=result.recovery, acked=result.acked, lost=result.lost, **result.detail)  # fmt: skip

@@ -1,4 +1,4 @@
-"""python -m tools.cluster up [--nodes N] | down | status | build | images [--push]
+"""python -m tools.cluster up [--nodes N] | down | status | build | images [--push] | node stop|start NAME
 
 The local cluster: a real multi-node Kubernetes built from the Go module proxy, each node
 its own network, mount and cgroup namespace on this machine (like kind, without Docker).
@@ -26,6 +26,9 @@ def main(argv: list[str]) -> int:
     img.add_argument("--push", action="store_true", help="push them to the running cluster's registry")
     img.add_argument("--registry", default="", help="push them to this registry instead (buildah's login is used)")
     img.add_argument("only", nargs="*", help="image directories to build (default: all)")
+    lose = sub.add_parser("node", help="lose a node as a host dies (every process killed, nothing drained), or boot it again")
+    lose.add_argument("action", choices=("stop", "start"))
+    lose.add_argument("name", help="the node, e.g. aim-node-3 (kubectl get nodes)")
     args = parser.parse_args(argv)
     from tools.cluster import lifecycle
 
@@ -40,6 +43,10 @@ def main(argv: list[str]) -> int:
             from tools.cluster import build, images
 
             images.ensure_addon_images(build.ensure_built())
+        elif args.command == "node":
+            from tools.cluster import outage
+
+            (outage.stop_node if args.action == "stop" else outage.start_node)(args.name)
         elif args.command == "images":
             lifecycle.project_images(push=args.push, registry=args.registry, only=tuple(args.only))
     except ClusterError as exc:

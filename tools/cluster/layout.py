@@ -118,6 +118,7 @@ class ClusterState:
     cgroup_parents: dict[str, str]  # hierarchy mount -> the cgroup our subtree sits in
     pids: dict[str, int] = field(default_factory=dict)  # control-plane and forwarder processes
     node_agents: dict[str, int] = field(default_factory=dict)
+    stopped_nodes: list[str] = field(default_factory=list)  # lost on purpose (`node stop`), not crashed
     started: float = 0.0
 
     def save(self, state: Path) -> None:

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.cluster import addons, build, controlplane, hostcheck, images, layout, node, ns, pki
+from tools.cluster import addons, build, controlplane, hostcheck, images, layout, node, ns, outage, pki
 from tools.cluster.kube import Kubectl
 from tools.cluster.layout import ClusterState, Node
 from tools.cluster.util import REPO, ClusterError, fmt_seconds, run, say, wait_until
@@ -76,6 +76,10 @@ def up(count: int, *, at_least: bool = False) -> None:
     state = layout.state_dir()
     existing = ClusterState.load(state)
     if existing and _healthy(existing, state):
+        for name in list(existing.stopped_nodes):
+            say(f"{name} was stopped (`node stop`); booting it")
+            outage.start_node(name)
+        existing = ClusterState.load(state) or existing
         if at_least:
             count = max(count, existing.nodes)
         if count < existing.nodes:
@@ -262,7 +266,9 @@ def _free_port(preferred: int) -> int:
 
 
 def _healthy(cluster: ClusterState, state: Path) -> bool:
-    pids = [*cluster.pids.values(), *cluster.node_agents.values()]
+    """Every process runs, a node stopped on purpose (`node stop`) aside."""
+    agents = [pid for name, pid in cluster.node_agents.items() if name not in cluster.stopped_nodes]
+    pids = [*cluster.pids.values(), *agents]
     if not pids or not all(ns.alive(p) for p in pids):
         return False
     return kubectl(state).ok("get", "--raw=/readyz")
@@ -338,7 +344,9 @@ def status() -> int:
         return 1
     print(f"local cluster: {cluster.nodes} node(s), state {state}")
     for name, pid in sorted({**cluster.pids, **{f"node agent {k}": v for k, v in cluster.node_agents.items()}}.items()):
-        print(f"  {name:<28} pid {pid:<8} {'running' if ns.alive(pid) else 'NOT RUNNING'}")
+        stopped = name.removeprefix("node agent ") in cluster.stopped_nodes
+        running = "stopped (`node start` boots it)" if stopped else "running" if ns.alive(pid) else "NOT RUNNING"
+        print(f"  {name:<28} pid {pid:<8} {running}")
     print(f"  API server https://127.0.0.1:{cluster.api_port}, registry push 127.0.0.1:{cluster.registry_port}")
     print("  memory (resident set of every process in the unit's cgroup):")
     for unit, mib in memory_by_unit(cluster).items():

@@ -179,6 +179,30 @@ def kill_all(pids: set[int], *, grace: float) -> set[int]:
     return {p for p in pids if alive(p)}
 
 
+def unit_pids(parents: dict[str, str], unit: str) -> set[int]:
+    """Every process in one unit of our subtree (a node: its agent, daemons and pods)."""
+    pids: set[int] = set()
+    for root in subtree_dirs(parents, unit):
+        for procs in root.rglob("cgroup.procs") if root.is_dir() else ():
+            with contextlib.suppress(OSError):
+                pids.update(int(p) for p in procs.read_text().split())
+    pids.discard(os.getpid())
+    return pids
+
+
+def kill_unit(parents: dict[str, str], unit: str, *, timeout: float = 20) -> set[int]:
+    """SIGKILL every process of the unit, again for any that appear meanwhile, until it is
+    empty (as a power cut: nothing gets to shut down); return the pids still alive."""
+    deadline = time.monotonic() + timeout
+    pids = unit_pids(parents, unit)
+    while pids and time.monotonic() < deadline:
+        for pid in pids:
+            _signal(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        pids = {p for p in unit_pids(parents, unit) if alive(p)}
+    return pids
+
+
 def alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
