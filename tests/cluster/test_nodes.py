@@ -63,7 +63,7 @@ def test_kubectl_top_reports_cpu_and_memory(cluster: Cluster, namespace: str) ->
 
 def test_a_lost_node_loses_every_process_and_boots_with_its_pods(cluster: Cluster, namespace: str) -> None:
     # the last node: node 1 carries the forwarder's path to the registry
-    lost = f"{layout.PREFIX}node-{cluster.info.nodes}"
+    lost = layout.Node(cluster.info.nodes).name
     cluster.apply(namespace, toolbox_pod("survivor", command="sleep 3600", node=lost))
     cluster.wait("pod survivor Ready", lambda: pod_ready(cluster, namespace, "survivor"))
     before = cluster.get("-n", namespace, "pod", "survivor")["status"]["containerStatuses"][0]["state"]["running"]["startedAt"]
@@ -71,7 +71,7 @@ def test_a_lost_node_loses_every_process_and_boots_with_its_pods(cluster: Cluste
     try:
         state = ClusterState.load(cluster.state)
         assert state is not None and lost in state.stopped_nodes
-        assert not ns.unit_pids(state.cgroup_parents, lost), "a process of the lost node survived"
+        assert not ns.subtree_pids(state.cgroup_parents, lost), "a process of the lost node survived"
         # nothing drained, nothing deleted: the pod is still bound to the dead node
         assert cluster.get("-n", namespace, "pod", "survivor")["spec"]["nodeName"] == lost
     finally:

@@ -24,12 +24,14 @@ cluster ok, Patroni streaming) so drills never overlap.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -307,18 +309,6 @@ def _node_lost(deployed: Deployed, system: str, seconds: float) -> DrillResult:
                        victim, writes.recovery_after(fault), writes.lost, int(writes.summary["acked"]), detail)  # fmt: skip
 
 
-def node_lost_patroni(deployed: Deployed, seconds: float = 90) -> DrillResult:
-    return _node_lost(deployed, "postgres", seconds)
-
-
-def node_lost_redis(deployed: Deployed, seconds: float = 90) -> DrillResult:
-    return _node_lost(deployed, "redis", seconds)
-
-
-def node_lost_kafka(deployed: Deployed, seconds: float = 90) -> DrillResult:
-    return _node_lost(deployed, "kafka", seconds)
-
-
 def _pods_by_node(deployed: Deployed) -> dict[str, list[str]]:
     by_node: dict[str, list[str]] = {}
     for pod in deployed.pods():
@@ -335,6 +325,10 @@ def _members(pods: list[str]) -> dict[str, str]:
     return found
 
 
+def _redis_role(deployed: Deployed, pod: str) -> str:
+    return deployed.exec(pod, "redis-cli role | head -1", container="redis")[1].strip()
+
+
 def drain_target(deployed: Deployed) -> tuple[str, dict[str, str]]:
     """A node holding the Patroni leader, a Redis master and a Kafka broker, made so where
     the spread left none: a node with a member of each becomes one by a Patroni switchover
@@ -349,12 +343,10 @@ def drain_target(deployed: Deployed) -> tuple[str, dict[str, str]]:
         code, out = deployed.exec(held["patroni"], f"patronictl switchover --candidate {held['patroni']} --force")
         assert code == 0, out
         deployed.cluster.wait("the switchover", lambda: patroni_leader(deployed) == held["patroni"], timeout=120)
-    code, role = deployed.exec(held["redis"], "redis-cli role | head -1", container="redis")
-    if role.strip() != "master":
+    if _redis_role(deployed, held["redis"]) != "master":
         code, out = deployed.exec(held["redis"], "redis-cli cluster failover", container="redis")
         assert code == 0 and "OK" in out, out
-        deployed.cluster.wait("the Redis manual failover", lambda: deployed.exec(
-            held["redis"], "redis-cli role | head -1", container="redis")[1].strip() == "master", timeout=60)  # fmt: skip
+        deployed.cluster.wait("the Redis manual failover", lambda: _redis_role(deployed, held["redis"]) == "master", timeout=60)
     wait_healthy(deployed)
     return node, held
 
@@ -382,7 +374,8 @@ def node_drain(deployed: Deployed, seconds: float = 150, bound: float = 300) -> 
                        sum(int(w.summary["acked"]) for w in results), {f"{k}_gap_s": v for k, v in gaps.items()})  # fmt: skip
 
 
-DRILLS = {
+Drill = Callable[[Deployed], DrillResult]
+DRILLS: dict[str, Drill] = {
     "patroni": patroni_leader_delete,
     "redis": redis_master_delete,
     "kafka-broker": kafka_broker_delete,
@@ -390,9 +383,9 @@ DRILLS = {
 }
 # the node drills: a node lost (three systems) and a node drained; minutes each (the node
 # boots and every member resyncs), so `make drills` runs them and CI does not
-NODE_DRILLS = {
-    "node-lost-patroni": node_lost_patroni,
-    "node-lost-redis": node_lost_redis,
-    "node-lost-kafka": node_lost_kafka,
+NODE_DRILLS: dict[str, Drill] = {
+    "node-lost-patroni": functools.partial(_node_lost, system="postgres", seconds=90),
+    "node-lost-redis": functools.partial(_node_lost, system="redis", seconds=90),
+    "node-lost-kafka": functools.partial(_node_lost, system="kafka", seconds=90),
     "node-drain": node_drain,
 }

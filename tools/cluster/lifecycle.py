@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.cluster import addons, build, controlplane, hostcheck, images, layout, node, ns, outage, pki
+from tools.cluster import addons, build, controlplane, hostcheck, images, layout, node, ns, pki
 from tools.cluster.kube import Kubectl
 from tools.cluster.layout import ClusterState, Node
 from tools.cluster.util import REPO, ClusterError, fmt_seconds, run, say, wait_until
@@ -76,6 +76,8 @@ def up(count: int, *, at_least: bool = False) -> None:
     state = layout.state_dir()
     existing = ClusterState.load(state)
     if existing and _healthy(existing, state):
+        from tools.cluster import outage  # it uses this module's kubectl()
+
         for name in list(existing.stopped_nodes):
             say(f"{name} was stopped (`node stop`); booting it")
             outage.start_node(name)

@@ -123,9 +123,10 @@ def join_unit(parents: dict[str, str], unit: str, pid: int = 0) -> None:
         (path / "cgroup.procs").write_text(f"{pid or os.getpid()}\n")
 
 
-def subtree_pids(parents: dict[str, str]) -> set[int]:
+def subtree_pids(parents: dict[str, str], unit: str = "") -> set[int]:
+    """Every process in our subtree, or in one unit of it (a node: its agent, daemons and pods)."""
     pids: set[int] = set()
-    for root in subtree_dirs(parents):
+    for root in subtree_dirs(parents, unit):
         if not root.is_dir():
             continue
         for procs in root.rglob("cgroup.procs"):
@@ -179,27 +180,16 @@ def kill_all(pids: set[int], *, grace: float) -> set[int]:
     return {p for p in pids if alive(p)}
 
 
-def unit_pids(parents: dict[str, str], unit: str) -> set[int]:
-    """Every process in one unit of our subtree (a node: its agent, daemons and pods)."""
-    pids: set[int] = set()
-    for root in subtree_dirs(parents, unit):
-        for procs in root.rglob("cgroup.procs") if root.is_dir() else ():
-            with contextlib.suppress(OSError):
-                pids.update(int(p) for p in procs.read_text().split())
-    pids.discard(os.getpid())
-    return pids
-
-
 def kill_unit(parents: dict[str, str], unit: str, *, timeout: float = 20) -> set[int]:
     """SIGKILL every process of the unit, again for any that appear meanwhile, until it is
     empty (as a power cut: nothing gets to shut down); return the pids still alive."""
     deadline = time.monotonic() + timeout
-    pids = unit_pids(parents, unit)
+    pids = subtree_pids(parents, unit)
     while pids and time.monotonic() < deadline:
         for pid in pids:
             _signal(pid, signal.SIGKILL)
         time.sleep(0.2)
-        pids = {p for p in unit_pids(parents, unit) if alive(p)}
+        pids = {p for p in subtree_pids(parents, unit) if alive(p)}
     return pids
 
 

@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tools.cluster import layout, node, ns
-from tools.cluster.kube import Kubectl
 from tools.cluster.layout import ClusterState, Node
+from tools.cluster.lifecycle import kubectl
 from tools.cluster.util import ClusterError, fmt_seconds, say, wait_until
 
 
@@ -51,7 +51,7 @@ def start_node(name: str, *, timeout: float = 240) -> float:
     cluster.node_agents[name] = node.start_agent(target, state, target.dir(state) / "spec.json")
     cluster.stopped_nodes = [n for n in cluster.stopped_nodes if n != name]
     cluster.save(state)
-    kube = Kubectl(state / "bin" / "kubectl", state / "kubeconfig")
+    kube = kubectl(state)
 
     def ready() -> bool:
         # a Ready the kubelet wrote before it died says nothing about now: only a heartbeat
