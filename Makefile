@@ -13,7 +13,7 @@ CLUSTER := $(PYTHON) -m tools.cluster
 YES ?=
 
 .PHONY: help install lock deps toolchain test test-fast lint format render bench docs up preview destroy clean \
-	cluster-build cluster-up cluster-down cluster-status node-stop node-start images images-push down drills
+	prepare cluster-build cluster-images cluster-up cluster-down cluster-status node-stop node-start images images-push down drills
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -36,6 +36,16 @@ lock: ## re-resolve requirements*.txt into requirements.lock, with hashes (after
 
 deps: ## install the real software the conformance tests run (apt, PyPI, Maven)
 	@set -e; for script in tools/ci/install-*.sh; do echo "deps: $$script"; bash "$$script"; done
+
+# A cold machine spends most of CI here, so the two Go builds (about 20 min each, cold) and
+# the image builds run side by side; apt goes first and alone, since dpkg takes one at a time.
+prepare: install ## install and build everything `make up` and `make test` use (cached; cold: ~30 min)
+	$(MAKE) deps
+	$(CLUSTER) host
+	$(MAKE) -j2 --output-sync=target toolchain cluster-images
+
+cluster-images: cluster-build
+	$(CLUSTER) images
 
 toolchain: ## build (or reuse) the Pulumi CLI and plugins from Go modules
 	bash tools/toolchain.sh

@@ -1,4 +1,4 @@
-"""python -m tools.cluster up [--nodes N] | down | status | build | images [--push] | node stop|start NAME
+"""python -m tools.cluster up [--nodes N] | down | status | host | build | images [--push] | node stop|start NAME
 
 The local cluster: a real multi-node Kubernetes built from the Go module proxy, each node
 its own network, mount and cgroup namespace on this machine (like kind, without Docker).
@@ -21,6 +21,7 @@ def main(argv: list[str]) -> int:
     up.add_argument("--at-least", action="store_true", help="a running cluster with more nodes is fine as it is")
     sub.add_parser("down", help="stop the cluster and remove its namespaces, cgroups and state")
     sub.add_parser("status", help="say what runs")
+    sub.add_parser("host", help="install the host packages the cluster needs (apt), nothing else")
     sub.add_parser("build", help="build (or reuse) the binaries and the add-on images")
     img = sub.add_parser("images", help="build images/*/Dockerfile on the Debian base")
     img.add_argument("--push", action="store_true", help="push them to the running cluster's registry")
@@ -39,9 +40,13 @@ def main(argv: list[str]) -> int:
             lifecycle.down()
         elif args.command == "status":
             return lifecycle.status()
+        elif args.command == "host":
+            lifecycle.require_host()
         elif args.command == "build":
             from tools.cluster import build, images
 
+            # the add-on images need buildah and mmdebstrap from the host, as `up` does
+            lifecycle.require_host()
             images.ensure_addon_images(build.ensure_built())
         elif args.command == "node":
             from tools.cluster import outage
