@@ -13,7 +13,8 @@
 # the same name are replaced (--cluster-replace); other keys in the cluster are kept.
 #
 # Environment: REDIS_SEED_HOST REDIS_PORT REDISCLI_AUTH (the target cluster);
-# RESTORE_PORT: port of the temporary server (default 6390).
+# RESTORE_PORT: port of the temporary server (default 6390); RESTORE_AGREE_TIMEOUT: seconds
+# to wait for the cluster's nodes to agree on the slot map before each import (default 120).
 set -euo pipefail
 # shellcheck source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -34,6 +35,18 @@ stop_local() {
 }
 trap stop_local EXIT
 
+# `--cluster import` refuses a cluster whose nodes do not agree on the slot map yet, which
+# is how a cluster looks for a few seconds after it was created or changed: wait for the
+# check to pass rather than fail the restore on gossip that has not converged.
+cluster_agrees() {
+    local deadline=$((SECONDS + ${RESTORE_AGREE_TIMEOUT:-120})) out
+    until out=$(redis-cli --no-auth-warning --cluster check "$REDIS_SEED_HOST:$REDIS_PORT" 2>&1); do
+        [ "$SECONDS" -lt "$deadline" ] || die "the cluster at $REDIS_SEED_HOST:$REDIS_PORT is not consistent; fix it first (redis-cli --cluster check):
+$out"
+        sleep 1
+    done
+}
+
 started=$SECONDS
 for rdb in "${rdbs[@]}"; do
     rm -rf -- "${scratch:?}"/*
@@ -46,6 +59,7 @@ for rdb in "${rdbs[@]}"; do
         sleep 1
     done
     keys=$(local_cli DBSIZE)
+    cluster_agrees
     log "importing $keys keys of ${rdb##*/} into the cluster at $REDIS_SEED_HOST:$REDIS_PORT"
     redis-cli --no-auth-warning --cluster import "$REDIS_SEED_HOST:$REDIS_PORT" \
         --cluster-from "127.0.0.1:$port" --cluster-copy --cluster-replace >&2 ||
