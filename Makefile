@@ -42,7 +42,7 @@ deps: ## install the real software the conformance tests run (apt, PyPI, Maven)
 # on 2 cores they took 60 min, one after the other 42). What overlaps them is the
 # network-bound part, apt and Maven (make deps), after the cluster's host packages, since
 # dpkg takes one installer at a time.
-prepare: install ## install and build everything `make up` and `make test` use (cached; cold: ~50 min)
+prepare: install ## install and build everything `make up` and `make test` use (cached; cold, its Go builds alone took 42 min)
 	$(CLUSTER) host
 	$(MAKE) -j2 --output-sync=target deps go-builds
 
