@@ -8,6 +8,7 @@ secret, what does ``--set`` mean" is answered once.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -109,8 +110,19 @@ def sync_local_copy(tracked: Path, local: Path, target_defaults: dict[str, Any] 
     merged |= {key: value for key, value in source.items() if key != "config"}
     merged["config"] = config
     local.parent.mkdir(parents=True, exist_ok=True)
-    local.write_text(yaml.safe_dump(merged, sort_keys=False, default_flow_style=False))
-    taken_file.write_text(yaml.safe_dump(deep_merge(defaults, tracked_config), sort_keys=True))
+    _replace(local, yaml.safe_dump(merged, sort_keys=False, default_flow_style=False))
+    _replace(taken_file, yaml.safe_dump(deep_merge(defaults, tracked_config), sort_keys=True))
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all, and only when its text changes: runs of
+    tools/stack.sh side by side (previews of several changes) sync the same copy, and
+    none may read it half written."""
+    if path.is_file() and path.read_text() == text:
+        return
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _leaves(config: dict[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:

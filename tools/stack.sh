@@ -27,6 +27,7 @@
 #   cluster cannot run (not Linux, not root) or with no reachable cluster at all, a dev
 #   stack renders its manifests to rendered/pulumi-<stack>/ through the provider's
 #   renderYamlToDirectory, and a prod stack stops (preview works);
+#   ($AI_INFRA_STACK_FILE, when set, names a copy of it the engine uses instead);
 # - confirmation: `up` and `destroy` of a stack whose profile is not dev show Pulumi's
 #   preview and ask before they change anything, unless YES=1 (what CI sets).
 set -euo pipefail
@@ -122,6 +123,11 @@ EOF
 	# `pulumi stack init` writes the new stack's salt beside the project file it finds.
 	cp Pulumi.yaml "$init_dir/Pulumi.yaml"
 	config_flags=(--config-file "$local_stack_file")
+	# A copy of it made for one run (tests preview several config changes side by side,
+	# each in a copy of its own, while the stack file stays as it is).
+	if [[ -n ${AI_INFRA_STACK_FILE:-} ]]; then
+		config_flags=(--config-file "$AI_INFRA_STACK_FILE")
+	fi
 fi
 
 if ! pulumi stack select "$stack" >/dev/null 2>&1; then

@@ -8,7 +8,8 @@ retained backup claim, is no deletion), or fail with the refusal of the lock, or
 settings rule, that names the key. Changes that must plan safely are previewed in batches
 of one config section (a batch that plans safely means each of its changes does; a failed
 batch is previewed change by change to name the culprit); refusals and changes that remove
-objects are previewed alone. The stack file is restored between previews.
+objects are previewed alone. Each preview has a copy of the stack file of its own, so
+they run side by side.
 
 Render mode is what this tier can run: the provider's diff (replace or update, delete
 before replace) is the same as against a cluster; what the API server then does (a dry
@@ -29,6 +30,7 @@ from tests.e2e.data_safety_changes import (
     STACK,
     Previewed,
     changes,
+    config_copy,
     config_text,
     judge,
     previewed,
@@ -43,17 +45,16 @@ def _stack_file(project: Project) -> Path:
 
 
 def _preview(project: Project, values: dict[str, Any], *, secrets: frozenset[str] = frozenset()) -> Previewed:
-    """Preview ``values`` over the deployed config, then put the stack file back."""
-    original = _stack_file(project).read_text()
-    try:
+    """Preview ``values`` over the deployed config, in a copy of the stack file made for
+    this preview (previews run side by side; the stack file stays as it is)."""
+    with config_copy(_stack_file(project)) as copy:
         arguments = []
         for key, value in values.items():
             kind = "--secret" if key in secrets else "--plaintext"
             arguments += [kind, f"ai-infra-matrix:{key}={config_text(value)}"]
-        project.run("config", "set-all", "--path", *arguments, "--stack", STACK)
-        result = project.run("preview", "--stack", STACK, "--json", check=False, env=project.render_env(STACK))
-    finally:
-        _stack_file(project).write_text(original)
+        project.run("config", "set-all", "--path", *arguments, "--stack", STACK, "--config-file", str(copy))
+        result = project.run("preview", "--stack", STACK, "--json", "--config-file", str(copy), check=False,
+                             env=project.render_env(STACK))  # fmt: skip
     return previewed(result.returncode, result.stdout, result.stderr)
 
 

@@ -7,7 +7,7 @@ StatefulSet's immutable fields, fails here and not at `up`).
 Every change that must plan safely is previewed (in the e2e tier's batches); of the
 refused changes, one per lock (the refusal is the lock's, whatever the key). The keys the
 tracked stack file sets are left to the e2e tier (see _tracked_keys). The stack's config
-is put back after every preview."""
+stays as it is: each preview has a copy of its own."""
 
 from __future__ import annotations
 
@@ -15,24 +15,23 @@ from typing import Any
 
 from settings.stack_file import read_document
 from tests.deployed import Deployed, stack_run
-from tests.e2e.data_safety_changes import Change, Previewed, changes, config_text, judge, previewed
+from tests.e2e.data_safety_changes import Change, Previewed, changes, config_copy, config_text, judge, previewed
 from tests.prod.conftest import STACK
+from tests.prod.stack_changes import LOCAL_STACK_FILE
 from tools.cluster import layout
-
-LOCAL_STACK_FILE = layout.REPO / ".pulumi-state" / "stacks" / f"Pulumi.{STACK}.yaml"
 
 
 def _preview(values: dict[str, Any], secrets: frozenset[str]) -> Previewed:
-    original = LOCAL_STACK_FILE.read_text()
-    try:
+    """Preview ``values`` over the deployed config, in a copy of the stack file made for
+    this preview (previews run side by side; the stack file stays as it is)."""
+    with config_copy(LOCAL_STACK_FILE) as copy:
         arguments = []
         for key, value in values.items():
             arguments += ["--secret" if key in secrets else "--plaintext", f"ai-infra-matrix:{key}={config_text(value)}"]
-        set_all = stack_run("pulumi", STACK, "config", "set-all", "--path", *arguments)
+        own = {"AI_INFRA_STACK_FILE": str(copy)}
+        set_all = stack_run("pulumi", STACK, "config", "set-all", "--path", *arguments, env=own)
         assert set_all.returncode == 0, set_all.stderr[-3000:]
-        result = stack_run("preview", STACK, "--json", timeout=900)
-    finally:
-        LOCAL_STACK_FILE.write_text(original)
+        result = stack_run("preview", STACK, "--json", timeout=900, env=own)
     return previewed(result.returncode, result.stdout, result.stderr)
 
 

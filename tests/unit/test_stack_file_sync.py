@@ -76,3 +76,19 @@ def test_the_targets_defaults_go_when_the_target_changes(tmp_path: Path) -> None
     sync_local_copy(tracked, local, DEFAULTS)
     sync_local_copy(tracked, local, None)  # deployed elsewhere now
     assert _config(local) == {f"{P}:profile": "dev"}
+
+
+def test_a_sync_that_changes_nothing_leaves_the_copy_untouched_and_no_partial_file(tmp_path: Path) -> None:
+    """Runs of tools/stack.sh side by side sync the same copy: an unchanged copy is not
+    written at all (no reader can see it half written), a changed one is replaced whole."""
+    tracked, local = tmp_path / "Pulumi.prod.yaml", tmp_path / "copy" / "Pulumi.prod.yaml"
+    _write(tracked, {f"{P}:profile": "prod"})
+    sync_local_copy(tracked, local, DEFAULTS)
+    first = local.stat()
+    sync_local_copy(tracked, local, DEFAULTS)
+    assert (local.stat().st_ino, local.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    _write(tracked, {f"{P}:profile": "prod", f"{P}:namespace": "elsewhere"})
+    sync_local_copy(tracked, local, DEFAULTS)
+    assert local.stat().st_ino != first.st_ino  # replaced, not rewritten in place
+    assert _config(local)[f"{P}:namespace"] == "elsewhere"
+    assert sorted(p.name for p in local.parent.iterdir()) == ["Pulumi.prod.yaml", "Pulumi.prod.yaml.taken"]
