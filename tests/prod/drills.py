@@ -31,6 +31,7 @@ import re
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,9 +73,12 @@ class Writer:
     """``ai-infra-test-app write SYSTEM`` in a backend pod, its events read as they come."""
 
     def __init__(self, deployed: Deployed, system: str, seconds: float, pod: str, replicas: int = 1) -> None:
-        command = f"ai-infra-test-app write {system} --seconds {seconds} --replicas {replicas}"
+        # a file of its own in the pod's /tmp ends it early (stop())
+        self.stop_file = f"/tmp/ai-infra-drill-stop-{uuid.uuid4().hex[:12]}"
+        command = f"ai-infra-test-app write {system} --seconds {seconds} --replicas {replicas} --stop-file {self.stop_file}"
         self.writes = Writes(system)
         self.seconds = seconds
+        self.deployed, self.pod = deployed, pod
         self.process = subprocess.Popen(
             deployed.exec_argv(pod, command), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -103,6 +107,13 @@ class Writer:
             if self.process.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"the {self.writes.system} writer never got steady:\n" + "\n".join(self.writes.output[-30:]))
             time.sleep(0.2)
+
+    def stop(self) -> None:
+        """End the writing now (it goes on to the read-back and the summary): for a change
+        that takes as long as it takes, the writer outlives it by ``seconds`` and stops
+        when it is over."""
+        code, out = self.deployed.exec(self.pod, f"touch {self.stop_file}")
+        assert code == 0, out
 
     def finish(self) -> Writes:
         self.process.wait(timeout=self.seconds + 300)

@@ -33,9 +33,10 @@ def main(argv: list[str]) -> int:
     write.add_argument("system", choices=("postgres", "redis", "kafka"))
     write.add_argument("--seconds", type=float, default=60.0)
     write.add_argument("--replicas", type=int, default=1, help="redis: replicas WAIT must confirm")
+    write.add_argument("--stop-file", default=None, help="stop writing early once this file exists")
     args = parser.parse_args(argv)
     if args.command == "write":
-        return writer.main(args.system, args.seconds, args.replicas)
+        return writer.main(args.system, args.seconds, args.replicas, stop_file=args.stop_file)
     if args.command == "selfcheck":
         report = checks.selfcheck()
         print(json.dumps(report, indent=2, sort_keys=True))

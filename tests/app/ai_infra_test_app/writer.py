@@ -29,6 +29,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 from .checks import _need, connect_postgres
@@ -46,11 +47,13 @@ def emit(event: str, **fields: Any) -> None:
     print(json.dumps({"event": event, "t": round(time.time(), 3), **fields}), flush=True)
 
 
-def _until(seconds: float) -> Iterator[int]:
-    """Write numbers 0, 1, ... paced at INTERVAL until ``seconds`` have passed."""
+def _until(seconds: float, stop_file: str | None = None) -> Iterator[int]:
+    """Write numbers 0, 1, ... paced at INTERVAL until ``seconds`` have passed, or until
+    ``stop_file`` exists (a drill whose change takes as long as it takes ends its writers
+    with it: `touch` in the writer's pod)."""
     deadline = time.monotonic() + seconds
     n = 0
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not (stop_file and Path(stop_file).exists()):
         yield n
         n += 1
         time.sleep(INTERVAL)
@@ -70,7 +73,9 @@ def _retry(action: Callable[[], set[int]], deadline: float) -> set[int]:
 # --- PostgreSQL ---------------------------------------------------------------------------
 
 
-def write_postgres(env: Mapping[str, str], run: str, seconds: float) -> tuple[set[int], Callable[[], set[int]]]:
+def write_postgres(
+    env: Mapping[str, str], run: str, seconds: float, stop_file: str | None = None
+) -> tuple[set[int], Callable[[], set[int]]]:
     import psycopg
 
     def connect() -> psycopg.Connection[Any]:
@@ -83,7 +88,7 @@ def write_postgres(env: Mapping[str, str], run: str, seconds: float) -> tuple[se
 
     acked: set[int] = set()
     connection: psycopg.Connection[Any] | None = None
-    for n in _until(seconds):
+    for n in _until(seconds, stop_file):
         try:
             if connection is None:
                 connection = connect()
@@ -162,7 +167,9 @@ class _SlotClient:
         self.client = None
 
 
-def write_redis(env: Mapping[str, str], run: str, seconds: float, replicas: int) -> tuple[set[int], Callable[[], set[int]]]:
+def write_redis(
+    env: Mapping[str, str], run: str, seconds: float, replicas: int, stop_file: str | None = None
+) -> tuple[set[int], Callable[[], set[int]]]:
     import redis
 
     host, port = _need(env, "REDIS_HOST", "REDIS_PORT")
@@ -176,7 +183,7 @@ def write_redis(env: Mapping[str, str], run: str, seconds: float, replicas: int)
 
     client = _SlotClient((host, int(port)), password, key_slot(TAG.encode()))
     durable: set[int] = set()
-    for n in _until(seconds):
+    for n in _until(seconds, stop_file):
         try:
             master = client.master()
             master.set(key(n), n)
@@ -213,7 +220,9 @@ def write_redis(env: Mapping[str, str], run: str, seconds: float, replicas: int)
 # --- Kafka --------------------------------------------------------------------------------
 
 
-def write_kafka(env: Mapping[str, str], run: str, seconds: float) -> tuple[set[int], Callable[[], set[int]]]:
+def write_kafka(
+    env: Mapping[str, str], run: str, seconds: float, stop_file: str | None = None
+) -> tuple[set[int], Callable[[], set[int]]]:
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -250,7 +259,7 @@ def write_kafka(env: Mapping[str, str], run: str, seconds: float) -> tuple[set[i
             "linger.ms": 0,
         }
     )
-    for n in _until(seconds):
+    for n in _until(seconds, stop_file):
         producer.produce(topic, value=str(n).encode(), on_delivery=delivered)
         producer.poll(0)
     producer.flush(60)
@@ -280,15 +289,16 @@ def write_kafka(env: Mapping[str, str], run: str, seconds: float) -> tuple[set[i
     return acked, read_back
 
 
-def main(system: str, seconds: float, replicas: int, env: Mapping[str, str] | None = None) -> int:
-    """Write for ``seconds``, read back, print the summary; exit 0 when nothing acknowledged was lost."""
+def main(system: str, seconds: float, replicas: int, env: Mapping[str, str] | None = None, stop_file: str | None = None) -> int:
+    """Write for ``seconds`` (or until ``stop_file`` exists), read back, print the summary;
+    exit 0 when nothing acknowledged was lost."""
     env = os.environ if env is None else env
     run = f"{socket.gethostname()[-5:]}{uuid.uuid4().hex[:6]}"
     emit("start", system=system, run=run)
     writers: dict[str, Callable[[], tuple[set[int], Callable[[], set[int]]]]] = {
-        "postgres": lambda: write_postgres(env, run, seconds),
-        "redis": lambda: write_redis(env, run, seconds, replicas),
-        "kafka": lambda: write_kafka(env, run, seconds),
+        "postgres": lambda: write_postgres(env, run, seconds, stop_file),
+        "redis": lambda: write_redis(env, run, seconds, replicas, stop_file),
+        "kafka": lambda: write_kafka(env, run, seconds, stop_file),
     }
     acked, read_back = writers[system]()
     started = time.monotonic()
