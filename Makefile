@@ -89,8 +89,8 @@ bench: install ## render timings and resource counts, as a table
 
 # The prod stack on a 7-node local cluster (deployed first when it does not run), then every
 # failover drill with our defaults and again under the anchor configuration: one table.
-drills: install toolchain cluster-build ## failover drills on the prod stack (7-node local cluster), node loss, drain and scaling too, ours vs the anchor, tables
-	AI_INFRA_DRILL_ANCHORS=1 AI_INFRA_DRILL_NODES=1 $(PY) -m pytest tests/prod/test_drills.py tests/prod/test_scaling.py $(PYTEST_ARGS)
+drills: install toolchain cluster-build ## failover drills on the prod stack (7-node local cluster; 12 for Redis 6 masters), node loss, drain, scaling, image roll and rollback, ours vs the anchor, tables
+	AI_INFRA_DRILL_ANCHORS=1 AI_INFRA_DRILL_NODES=1 $(PY) -m pytest tests/prod/test_drills.py tests/prod/test_scaling.py tests/prod/test_day2.py $(PYTEST_ARGS)
 
 docs: install ## regenerate the README's config reference and outputs contract
 	$(PY) tools/config_reference.py

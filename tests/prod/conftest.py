@@ -20,9 +20,9 @@ PROD_NODES = 7
 
 
 # The deployment is judged first, then previews against it, then the drills disturb it
-# and the scaling changes it (and puts it back);
+# and the scaling and day-2 changes change it (and put it back);
 # and the tier runs after every other one, so its 7 nodes and its stack never slow them.
-MODULE_ORDER = ("test_prod_stack", "test_data_safety", "test_drills", "test_scaling")
+MODULE_ORDER = ("test_prod_stack", "test_data_safety", "test_drills", "test_scaling", "test_day2")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -36,3 +36,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="package")
 def prod() -> Iterator[Deployed]:
     yield deployed_stack(STACK, nodes=PROD_NODES)
+
+
+@pytest.fixture
+def config_restored(prod: Deployed) -> Iterator[None]:
+    """The prod stack's config as it was before the test, put back (and applied by
+    `pulumi up`) after it, whatever happened."""
+    from tests.prod.stack_changes import LOCAL_STACK_FILE, up
+
+    original = LOCAL_STACK_FILE.read_text()
+    yield
+    if LOCAL_STACK_FILE.read_text() != original:
+        LOCAL_STACK_FILE.write_text(original)
+        up()

@@ -3,6 +3,12 @@ writer in a backend pod writes through the Services while the stack is scaled ou
 back in, and every acknowledged write must be read back.
 
 - patroni.replicaCount 3 -> 5 -> 3: five members streaming, then three again;
+- redisCluster.masterCount 3 -> 6: the reconcile Job joins the new nodes and rebalances
+  the slots, `cluster_state:ok` throughout, no key lost (keys seeded across every slot
+  before, counted after); back to 3 by redisCluster.drain (the preflight Job moves the
+  slots of the masters that go onto the ones that stay before the StatefulSet shrinks).
+  Six masters with a replica each on separate nodes need 12 schedulable nodes: the
+  local cluster grows to that;
 - kafka.replicaCount 3 -> 5: the new brokers register, the controllers' StatefulSet and
   pods are untouched, the acks=all producer sees no error; back to 3 by the README's
   procedure: every partition with a replica on a broker that goes is reassigned first
@@ -18,55 +24,22 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from tests.conformance import report
-from tests.deployed import Deployed, stack_run
+from tests.deployed import Deployed
+from tests.kube import cluster_tool
 from tests.prod import drills
-from tests.prod.conftest import STACK
-from tests.prod.test_data_safety import LOCAL_STACK_FILE
+from tests.prod.stack_changes import record, remove_key, set_key, up
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("AI_INFRA_DRILL_NODES") != "1", reason="scaling drills run from `make drills` (AI_INFRA_DRILL_NODES=1)"
 )
 SCALED = 5
 KEPT = 3  # the prod default of both
-RESULTS: list[list[object]] = []
-
-
-@report.summary
-def _table() -> list[str]:
-    if RESULTS:
-        report.table(
-            "Scaling by pulumi up on the running prod stack, under a writer (gap = longest interval between acknowledged writes)",
-            ["change", "pulumi up s", "writer gap s", "lost/acked", "errors"],
-            RESULTS,
-        )
-    return []
-
-
-@pytest.fixture
-def config_restored(prod: Deployed) -> Iterator[None]:
-    original = LOCAL_STACK_FILE.read_text()
-    yield
-    if LOCAL_STACK_FILE.read_text() != original:
-        LOCAL_STACK_FILE.write_text(original)
-        _up()
-
-
-def _set(key: str, value: int) -> None:
-    result = stack_run("pulumi", STACK, "config", "set", "--path", f"ai-infra-matrix:{key}", str(value))
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
-def _up() -> float:
-    start = time.monotonic()
-    result = stack_run("up", STACK, env={"YES": "1", "NODES": "7"})
-    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
-    return time.monotonic() - start
+WRITER_SECONDS = 1800  # an upper bound: each test stops its writer when its change is over
 
 
 def _members(prod: Deployed) -> list[dict[str, object]]:
@@ -81,29 +54,20 @@ def _streaming(prod: Deployed, count: int) -> bool:
     return len(states) == count and states.count("running") == 1 and states.count("streaming") == count - 1
 
 
-def _record(change: str, ups: list[float], writes: drills.Writes, fault: float) -> None:
-    # the writer must have outlived the last up, or part of the change went unwatched
-    covered = writes.acks and writes.acks[-1] > fault + sum(ups)
-    assert covered, f"the writer stopped before the last up ended: raise its seconds ({change})"
-    RESULTS.append([change, " / ".join(f"{u:.1f}" for u in ups), writes.recovery_after(fault),
-                    f"{writes.lost}/{writes.summary['acked']}", len(writes.errors)])  # fmt: skip
-    report.measurement("prod-scaling", change=change, up_s=ups, gap_s=writes.recovery_after(fault), lost=writes.lost,
-                       acked=writes.summary["acked"], errors=len(writes.errors))  # fmt: skip
-
-
 def test_patroni_scales_out_to_five_members_and_back_under_load(prod: Deployed, config_restored: None) -> None:
     drills.wait_healthy(prod)
-    writer = drills.Writer(prod, "postgres", 420, drills.writer_pod(prod))
+    writer = drills.Writer(prod, "postgres", WRITER_SECONDS, drills.writer_pod(prod))
     writer.steady()
     fault = time.time()
-    _set("patroni.replicaCount", SCALED)
-    ups = [_up()]
+    set_key("patroni.replicaCount", SCALED)
+    ups = [up()]
     prod.cluster.wait("five Patroni members, four streaming", lambda: _streaming(prod, SCALED), timeout=300, interval=3)
-    _set("patroni.replicaCount", KEPT)
-    ups.append(_up())
+    set_key("patroni.replicaCount", KEPT)
+    ups.append(up())
     prod.cluster.wait("three Patroni members again, two streaming", lambda: _streaming(prod, KEPT), timeout=300, interval=3)
+    writer.stop()
     writes = writer.finish()
-    _record(f"patroni.replicaCount {KEPT} -> {SCALED} -> {KEPT}", ups, writes, fault)
+    record(f"patroni.replicaCount {KEPT} -> {SCALED} -> {KEPT}", ups, writes, fault)
     assert writes.lost == 0, writes.summary
 
 
@@ -150,11 +114,11 @@ def _move_partitions_off(prod: Deployed, leaving: set[int], staying: list[int]) 
 def test_kafka_scales_out_to_five_brokers_and_back_under_load(prod: Deployed, config_restored: None) -> None:
     drills.wait_healthy(prod)
     controllers = _controllers(prod)
-    writer = drills.Writer(prod, "kafka", 480, drills.writer_pod(prod))
+    writer = drills.Writer(prod, "kafka", WRITER_SECONDS, drills.writer_pod(prod))
     writer.steady()
     fault = time.time()
-    _set("kafka.replicaCount", SCALED)
-    ups = [_up()]
+    set_key("kafka.replicaCount", SCALED)
+    ups = [up()]
     ids = {drills.BROKER_ID_OFFSET + i for i in range(SCALED)}
     prod.cluster.wait("five brokers registered", lambda: _brokers_registered(prod) == ids, timeout=300, interval=5)
     assert _controllers(prod) == controllers, "scaling the brokers touched the controller quorum"
@@ -164,15 +128,115 @@ def test_kafka_scales_out_to_five_brokers_and_back_under_load(prod: Deployed, co
     assert code == 0, out
     staying = sorted(drills.BROKER_ID_OFFSET + i for i in range(KEPT))
     moved = _move_partitions_off(prod, ids - set(staying), staying)
-    _set("kafka.replicaCount", KEPT)
-    ups.append(_up())
+    set_key("kafka.replicaCount", KEPT)
+    ups.append(up())
     for gone in sorted(ids - set(staying)):
         unregister = f"kafka-cluster.sh unregister --bootstrap-server {drills.BOOTSTRAP} --id {gone}"
         code, out = prod.exec(f"{drills.KAFKA}-0", unregister)
         assert code == 0, out
     prod.cluster.wait("three brokers registered", lambda: _brokers_registered(prod) == set(staying), timeout=120, interval=5)
     assert _controllers(prod) == controllers, "scaling the brokers in touched the controller quorum"
+    writer.stop()
     writes = writer.finish()
-    _record(f"kafka.replicaCount {KEPT} -> {SCALED} -> {KEPT} ({moved} partitions moved first)", ups, writes, fault)
+    record(f"kafka.replicaCount {KEPT} -> {SCALED} -> {KEPT} ({moved} partitions moved first)", ups, writes, fault)
     assert writes.lost == 0, writes.summary
     assert not writes.errors, writes.errors[:5]
+
+
+REDIS_MASTERS_SCALED = 6
+REDIS_SEED_KEYS = 3000  # spread over every slot by their names
+# 6 masters x (1 + 1 replica) pods, each on a node of its own (requireSeparateNodes)
+REDIS_SCALED_NODES = REDIS_MASTERS_SCALED * 2
+
+
+def _redis(prod: Deployed, command: str) -> str:
+    code, out = prod.exec(f"{drills.REDIS}-0", command, container="redis")
+    assert code == 0, out[-2000:]
+    return out
+
+
+def _redis_masters(prod: Deployed) -> dict[str, int]:
+    """Each master's address and the number of slots it owns."""
+    masters = {}
+    for line in _redis(prod, "redis-cli cluster nodes").splitlines():
+        fields = line.split()
+        if len(fields) >= 8 and "master" in fields[2] and "fail" not in fields[2]:
+            owned = 0
+            for span in fields[8:]:
+                low, _, high = span.partition("-")
+                if low.isdigit():
+                    owned += int(high or low) - int(low) + 1
+            masters[fields[1].split("@")[0]] = owned
+    return masters
+
+
+def _seeded_keys(prod: Deployed) -> int:
+    """The seed keys the cluster holds: counted on every master, whichever owns them now."""
+    masters = "redis-cli cluster nodes | awk '$3 ~ /master/ && $3 !~ /fail/ {split($2, a, \"@\"); print a[1]}'"
+    count = "redis-cli -h ${node%:*} -p ${node##*:} --scan --pattern 'ai-infra-scaling-seed:*' | wc -l"
+    script = f"total=0; for node in $({masters}); do n=$({count}); total=$((total + n)); done; echo $total"
+    return int(_redis(prod, script).split()[-1])
+
+
+class _ClusterStateWatch:
+    """`cluster info` asked every 2 s while the stack scales: every answer not
+    cluster_state:ok is kept."""
+
+    def __init__(self, prod: Deployed) -> None:
+        self.prod, self.looks = prod, 0
+        self.bad: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.wait(2):
+            code, out = self.prod.exec(f"{drills.REDIS}-0", "redis-cli cluster info", container="redis", timeout=30)
+            self.looks += 1
+            if code != 0 or "cluster_state:ok" not in out:
+                self.bad.append(f"{time.strftime('%H:%M:%S')} {out.strip()[:200]}")
+
+    def finish(self) -> tuple[int, list[str]]:
+        self.stop.set()
+        self.thread.join(timeout=60)
+        return self.looks, self.bad
+
+
+def test_redis_scales_out_to_six_masters_and_back_under_load(prod: Deployed, config_restored: None) -> None:
+    cluster_tool("up", "--nodes", str(REDIS_SCALED_NODES), "--at-least")
+    drills.wait_healthy(prod)
+    seed = "; ".join([
+        f"for i in $(seq 1 {REDIS_SEED_KEYS}); do echo \"SET ai-infra-scaling-seed:$i $i\"; done | redis-cli -c >/dev/null",
+        "echo seeded",
+    ])  # fmt: skip
+    _redis(prod, seed)
+    before = _seeded_keys(prod)
+    assert before == REDIS_SEED_KEYS, before
+    writer = drills.Writer(prod, "redis", WRITER_SECONDS, drills.writer_pod(prod))
+    writer.steady()
+    watch = _ClusterStateWatch(prod)
+    fault = time.time()
+    try:
+        set_key("redisCluster.masterCount", REDIS_MASTERS_SCALED)
+        ups = [up()]
+        scaled = _redis_masters(prod)
+        assert len(scaled) == REDIS_MASTERS_SCALED, scaled
+        # the rebalance spreads the 16384 slots evenly (redis-cli's 2 % threshold)
+        assert min(scaled.values()) >= 16384 // REDIS_MASTERS_SCALED * 0.97, scaled
+        assert _seeded_keys(prod) == REDIS_SEED_KEYS
+        set_key("redisCluster.drain.enabled", True)
+        set_key("redisCluster.drain.fromMasterCount", REDIS_MASTERS_SCALED)
+        set_key("redisCluster.masterCount", KEPT)
+        ups.append(up())
+        remove_key("redisCluster.drain")
+    finally:
+        looks, bad = watch.finish()
+    kept = _redis_masters(prod)
+    assert len(kept) == KEPT and sum(kept.values()) == 16384, kept
+    after = _seeded_keys(prod)
+    writer.stop()
+    writes = writer.finish()
+    record(f"redisCluster.masterCount {KEPT} -> {REDIS_MASTERS_SCALED} -> {KEPT}", ups, writes, fault)
+    assert after == REDIS_SEED_KEYS, f"{REDIS_SEED_KEYS - after} seeded keys lost"
+    assert not bad, f"cluster_state not ok in {len(bad)} of {looks} looks: {bad[:5]}"
+    assert writes.lost == 0, writes.summary
