@@ -136,8 +136,15 @@ class DrillResult:
 # --- finding the victims -----------------------------------------------------------------
 
 
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
+
+
 def patroni_leader(deployed: Deployed) -> str:
-    pods = deployed.pods("-l", "role=primary")
+    """The Ready pod labelled role=primary. A leader lost with its node keeps that label
+    (only Patroni on the pod itself changes it) until it runs again; the node controller
+    marks it not Ready first, which also takes it out of the primary Service."""
+    pods = [pod for pod in deployed.pods("-l", "role=primary") if _ready(pod)]
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
     return str(pods[0]["metadata"]["name"])
 
@@ -184,8 +191,7 @@ def writer_pod(deployed: Deployed, *avoid: str) -> str:
     whose node it will lose)."""
     nodes = {node_of(deployed, pod) for pod in avoid}
     for pod in deployed.pods("-l", "app.kubernetes.io/name=backend"):
-        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"].get("conditions", []))
-        if ready and pod["spec"].get("nodeName") not in nodes:
+        if _ready(pod) and pod["spec"].get("nodeName") not in nodes:
             return f"pod/{pod['metadata']['name']}"
     raise AssertionError(f"no Ready backend pod to write from outside the nodes {sorted(nodes)}")
 
