@@ -335,10 +335,11 @@ def _pods_by_node(deployed: Deployed) -> dict[str, list[str]]:
 
 
 def _members(pods: list[str]) -> dict[str, str]:
-    """Of one node's StatefulSet pods: its Patroni member, Redis node and Kafka broker ("" for none)."""
+    """Of one node's StatefulSet pods: its Patroni member, Redis node and Kafka member ("" for
+    none): a broker, else a KRaft controller (a voter of the metadata quorum)."""
     found = {}
-    for system, statefulset in (("patroni", PATRONI), ("redis", REDIS), ("kafka", KAFKA)):
-        found[system] = next((p for p in pods if re.fullmatch(rf"{statefulset}-\d+", p)), "")
+    for system, statefulsets in (("patroni", (PATRONI,)), ("redis", (REDIS,)), ("kafka", (KAFKA, KAFKA_CONTROLLER))):
+        found[system] = next((p for s in statefulsets for p in pods if re.fullmatch(rf"{s}-\d+", p)), "")
     return found
 
 
@@ -347,15 +348,20 @@ def _redis_role(deployed: Deployed, pod: str) -> str:
 
 
 def drain_target(deployed: Deployed) -> tuple[str, dict[str, str]]:
-    """A node holding the Patroni leader, a Redis master and a Kafka broker, made so where
-    the spread left none: a node with a member of each becomes one by a Patroni switchover
+    """A node holding the Patroni leader, a Redis master and a Kafka broker (or, where the
+    spread put no broker beside a Patroni member, a KRaft controller), made so where the
+    spread left none: a node with a member of each becomes one by a Patroni switchover
     to its member and a Redis manual failover to its replica, as an operator would set up
     the drill. Returns the node and the pods it holds."""
     by_node = _pods_by_node(deployed)
     members = {node: _members(pods) for node, pods in sorted(by_node.items())}
-    node, held = next(((n, m) for n, m in members.items() if all(m.values())), ("", {}))
-    if not node:
+    # a broker's node first; the scheduler may have put no broker beside a Patroni member
+    candidates = sorted(
+        (n for n, m in members.items() if all(m.values())), key=lambda n: not members[n]["kafka"].startswith(f"{KAFKA}-")
+    )
+    if not candidates:
         raise AssertionError(f"no node holds a member of Patroni, Redis and Kafka: {by_node}")
+    node, held = candidates[0], members[candidates[0]]
     if patroni_leader(deployed) != held["patroni"]:
         code, out = deployed.exec(held["patroni"], f"patronictl switchover --candidate {held['patroni']} --force")
         assert code == 0, out
@@ -370,7 +376,7 @@ def drain_target(deployed: Deployed) -> tuple[str, dict[str, str]]:
 
 def node_drain(deployed: Deployed, seconds: float = 150, bound: float = 300) -> DrillResult:
     """`kubectl drain` of a node holding the Patroni leader, a Redis master and a Kafka
-    broker under writers of all three: it completes (every eviction the PDBs allow, each
+    broker or controller under writers of all three: it completes (every eviction the PDBs allow, each
     system losing one member at a time) and no acknowledged write is lost. The evicted
     members wait Pending for their node-bound volumes (local-path) until the uncordon."""
     node, held = drain_target(deployed)
