@@ -315,7 +315,8 @@ class PostgresHA(pulumi.ComponentResource):
 
 
 def render_files(settings: PatroniSettings, names: PatroniNames, *, labels: dict[str, str]) -> dict[str, str]:
-    """patroni.yml and post-bootstrap.sh for ``settings``: the ConfigMap's data."""
+    """patroni.yml, post-bootstrap.sh and the on_role_change callback for ``settings``: the
+    ConfigMap's data."""
     postgresql = settings.postgresql
     synchronous_mode = {"off": "false", "on": "true", "quorum": "quorum"}[settings.synchronous_mode]
     values = {
@@ -350,8 +351,8 @@ def render_files(settings: PatroniSettings, names: PatroniNames, *, labels: dict
         "database": postgresql.database,
     }
     return {
-        "patroni.yml": _FileTemplate((FILES / "patroni.yml").read_text()).substitute(values),
-        "post-bootstrap.sh": _FileTemplate((FILES / "post-bootstrap.sh").read_text()).substitute(values),
+        name: _FileTemplate((FILES / name).read_text()).substitute(values)
+        for name in ("patroni.yml", "post-bootstrap.sh", "on-role-change.py")
     }
 
 

@@ -277,6 +277,10 @@ def member_config(rendered: dict[str, Any], spec: MemberSpec, *, etcd_url: str, 
     postgresql["parameters"]["unix_socket_directories"] = str(home)
     bootstrap = config["bootstrap"]
     bootstrap["post_bootstrap"] = str(config_dir / Path(bootstrap["post_bootstrap"]).name)
+    callbacks = postgresql.get("callbacks", {})
+    for event, command in callbacks.items():  # `python3 <config dir>/script`
+        interpreter, script = command.split()
+        callbacks[event] = f"{interpreter} {config_dir / Path(script).name}"
     return config
 
 

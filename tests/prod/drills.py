@@ -313,8 +313,12 @@ def _node_lost(deployed: Deployed, system: str, seconds: float) -> DrillResult:
     node = node_of(deployed, victim)
     fault = time.time()
     cluster_tool("node", "stop", node)
+    labelled: list[str] = []
     try:
         writes = writer.finish()
+        # while the lost leader's node is still down: only the new leader is labelled so
+        # (the new leader's on_role_change callback took the label off the lost one)
+        labelled = [p["metadata"]["name"] for p in deployed.pods("-l", "role=primary")] if system == "postgres" else []
     finally:
         cluster_tool("node", "start", node)
     detail: dict[str, Any] = {"node": node}
@@ -322,6 +326,7 @@ def _node_lost(deployed: Deployed, system: str, seconds: float) -> DrillResult:
         detail["served_not_durable"] = len(writes.acks) - int(writes.summary["acked"])
     if system == "postgres":
         detail["new_leader"] = patroni_leader(deployed)
+        assert labelled == [detail["new_leader"]], f"pods labelled primary with the lost leader's node down: {labelled}"
     return DrillResult(f"node lost: {system} (its {victim.rsplit('-', 1)[0].removeprefix('ai-infra-')} member's node)",
                        victim, writes.recovery_after(fault), writes.lost, int(writes.summary["acked"]), detail)  # fmt: skip
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import copy
 import re
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import yaml
@@ -396,6 +398,60 @@ def test_post_bootstrap_creates_the_application_user_and_database(objects_of: Ob
     assert "CREATE DATABASE %I OWNER %I', 'ai_infra_db', 'ai_infra_db'" in script
     assert "\\getenv app_password AI_INFRA_APP_PASSWORD" in script
     assert "@{" not in script and "@{" not in objects_of(stack).get("ConfigMap", f"{NAME}-files")["data"]["patroni.yml"]
+
+
+def _role_change_callback(objects: Objects, api: Callable[..., Any] | None = None) -> Any:
+    """The rendered on-role-change.py as a module, its API calls answered by ``api`` (the
+    script's own client when None)."""
+    source = objects.get("ConfigMap", f"{NAME}-files")["data"]["on-role-change.py"]
+    module = types.ModuleType("on_role_change")
+    exec(compile(source, "on-role-change.py", "exec"), module.__dict__)
+    if api is not None:
+        module.__dict__["_api"] = api
+    return module
+
+
+def test_a_new_leader_takes_the_leader_label_off_every_other_pod_that_still_has_it(
+    objects_of: ObjectsOf, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    objects = objects_of("prod")
+    command = patroni_yml(objects)["postgresql"]["callbacks"]["on_role_change"]
+    assert command == "python3 /etc/patroni/on-role-change.py"
+    calls: list[tuple[str, str, Any]] = []
+    stale = ["ai-infra-patroni-0", "ai-infra-patroni-2", "ai-infra-patroni-1"]
+
+    def api(method: str, path: str, body: Any = None) -> Any:
+        calls.append((method, path, body))
+        return {"items": [{"metadata": {"name": name}} for name in stale]} if method == "GET" else {}
+
+    monkeypatch.setenv("PATRONI_KUBERNETES_NAMESPACE", "ai-infra-prod")
+    monkeypatch.setenv("PATRONI_NAME", "ai-infra-patroni-1")
+    callback = _role_change_callback(objects, api)
+    for role in ("replica", "demoted"):
+        assert callback.main(["on-role-change.py", "on_role_change", role, SCOPE]) == 0
+    assert calls == []  # only a promotion acts
+    assert callback.main(["on-role-change.py", "on_role_change", "primary", SCOPE]) == 0
+    (method, path, _), *patches = calls
+    selector = "app.kubernetes.io/instance=ai-infra,app.kubernetes.io/name=patroni,role=primary"
+    assert (method, path) == ("GET", "/api/v1/namespaces/ai-infra-prod/pods?labelSelector=" + quote(selector))
+    label = "/metadata/labels/role"
+    assert patches == [
+        ("PATCH", f"/api/v1/namespaces/ai-infra-prod/pods/{pod}",
+         [{"op": "test", "path": label, "value": "primary"}, {"op": "remove", "path": label}])
+        for pod in ("ai-infra-patroni-0", "ai-infra-patroni-2")
+    ]  # fmt: skip
+
+
+def test_the_role_change_callback_never_fails_patroni(objects_of: ObjectsOf, monkeypatch: pytest.MonkeyPatch) -> None:
+    def unreachable(method: str, path: str, body: Any = None) -> Any:
+        raise OSError("connection refused")
+
+    monkeypatch.setenv("PATRONI_NAME", "ai-infra-patroni-1")
+    promoted = ["on-role-change.py", "on_role_change", "primary", SCOPE]
+    assert _role_change_callback(objects_of("prod"), unreachable).main(promoted) == 0
+    # outside a pod (the conformance tier's loopback members): no API server to ask
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert _role_change_callback(objects_of("prod")).main(promoted) == 0
 
 
 # --- wiring and outputs ---------------------------------------------------------------------
