@@ -412,7 +412,7 @@ def _role_change_callback(objects: Objects, api: Callable[..., Any] | None = Non
 
 
 def test_a_new_leader_takes_the_leader_label_off_every_other_pod_that_still_has_it(
-    objects_of: ObjectsOf, monkeypatch: pytest.MonkeyPatch
+    objects_of: ObjectsOf, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     objects = objects_of("prod")
     command = patroni_yml(objects)["postgresql"]["callbacks"]["on_role_change"]
@@ -424,9 +424,12 @@ def test_a_new_leader_takes_the_leader_label_off_every_other_pod_that_still_has_
         calls.append((method, path, body))
         return {"items": [{"metadata": {"name": name}} for name in stale]} if method == "GET" else {}
 
-    monkeypatch.setenv("PATRONI_KUBERNETES_NAMESPACE", "ai-infra-prod")
-    monkeypatch.setenv("PATRONI_NAME", "ai-infra-patroni-1")
+    account = tmp_path / "serviceaccount"
+    account.mkdir()
+    (account / "namespace").write_text("ai-infra-prod")
+    monkeypatch.setattr("socket.gethostname", lambda: "ai-infra-patroni-1")
     callback = _role_change_callback(objects, api)
+    callback.ACCOUNT = account
     for role in ("replica", "demoted"):
         assert callback.main(["on-role-change.py", "on_role_change", role, SCOPE]) == 0
     assert calls == []  # only a promotion acts
@@ -446,7 +449,6 @@ def test_the_role_change_callback_never_fails_patroni(objects_of: ObjectsOf, mon
     def unreachable(method: str, path: str, body: Any = None) -> Any:
         raise OSError("connection refused")
 
-    monkeypatch.setenv("PATRONI_NAME", "ai-infra-patroni-1")
     promoted = ["on-role-change.py", "on_role_change", "primary", SCOPE]
     assert _role_change_callback(objects_of("prod"), unreachable).main(promoted) == 0
     # outside a pod (the conformance tier's loopback members): no API server to ask

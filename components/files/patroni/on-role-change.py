@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import ssl
 import sys
 import urllib.parse
@@ -58,8 +59,11 @@ def stale_leaders(namespace: str, me: str) -> list[str]:
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[2] not in ("primary", "master"):
         return 0
-    namespace, me = os.environ.get("PATRONI_KUBERNETES_NAMESPACE", ""), os.environ.get("PATRONI_NAME", "")
+    # Patroni hands its callbacks no PATRONI_* variables (it takes them out of its
+    # environment): the namespace is the service account's, the member the pod's hostname.
+    me = socket.gethostname()
     try:
+        namespace = (ACCOUNT / "namespace").read_text().strip()
         stale = stale_leaders(namespace, me)
     except (OSError, KeyError, ValueError) as error:
         print(f"on_role_change: could not look for stale leader labels: {error}", file=sys.stderr, flush=True)
