@@ -203,8 +203,14 @@ def wait_healthy(deployed: Deployed, timeout: float = 600) -> None:
     def all_ready() -> bool:
         for kind in ("statefulsets", "deployments"):
             for item in deployed.cluster.get("-n", deployed.namespace, kind)["items"]:
-                wanted = item["spec"].get("replicas", 1)
-                if item["status"].get("readyReplicas", 0) != wanted or item["status"].get("updatedReplicas", 0) != wanted:
+                wanted, status = item["spec"].get("replicas", 1), item["status"]
+                # a status the controller wrote before it saw the latest spec says nothing
+                # (`pulumi up` can return that early: pulumi/pulumi-kubernetes#3329)
+                if status.get("observedGeneration") != item["metadata"]["generation"]:
+                    return False
+                if status.get("readyReplicas", 0) != wanted or status.get("updatedReplicas", 0) != wanted:
+                    return False
+                if kind == "statefulsets" and status.get("currentRevision") != status.get("updateRevision"):
                     return False
         code, info = deployed.exec(f"{REDIS}-0", "redis-cli cluster info", container="redis")
         if code != 0 or "cluster_state:ok" not in info:
