@@ -62,8 +62,11 @@ heal_addresses() {
                 rcli "$ip" CLUSTER MEET "$POD_IP" "$REDIS_PORT" >/dev/null || true
             fi
         done
-        # Done once every node this one knows is connected again.
-        peers=$(rcli "$POD_IP" CLUSTER NODES | tr -d '\r' | awk '$3 !~ /myself/ && $8 != "connected" { n++ } END { print n + 0 }')
+        # Done once every node this one knows is connected again and none is suspected
+        # failing: right after a start nodes.conf's links read "connected" to addresses
+        # that are gone (seen after a prod destroy and up: every peer at its old address,
+        # "fail?", and the replicas syncing from masters that no longer existed).
+        peers=$(rcli "$POD_IP" CLUSTER NODES | tr -d '\r' | awk '$3 !~ /myself/ && ($8 != "connected" || $3 ~ /fail/) { n++ } END { print n + 0 }')
         if [ "$peers" = 0 ]; then
             log "repair: every known peer is connected"
             return 0
