@@ -133,7 +133,8 @@ def test_an_image_tag_change_rolls_every_member_and_a_rollback_restores_it(prod:
     original = LOCAL_STACK_FILE.read_text()
     before = {sts: _images(prod, sts) for _, statefulsets in ROLLED.values() for sts in statefulsets}
     assert all(len(images) == 1 for images in before.values()), before
-    newest = str(_history()[0]["startTime"]) if _history() else ""
+    earlier = _history()
+    newest = str(earlier[0]["startTime"]) if earlier else ""
     tags = _push_retagged(prod)
 
     _roll(prod, "image tags -> <tag>-day2", tags, original)
