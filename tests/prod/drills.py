@@ -123,6 +123,25 @@ class Writer:
         return self.writes
 
 
+class Watch:
+    """``look`` called every ``interval`` seconds on a thread of its own while a change
+    runs, until finish(): what it records is the caller's."""
+
+    def __init__(self, look: Callable[[], None], interval: float) -> None:
+        self.look, self.interval = look, interval
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            self.look()
+
+    def finish(self) -> None:
+        self.stopped.set()
+        self.thread.join(timeout=60)
+
+
 @dataclass
 class DrillResult:
     drill: str
@@ -368,7 +387,7 @@ def drain_target(deployed: Deployed) -> tuple[str, dict[str, str]]:
     members = {node: _members(pods) for node, pods in sorted(by_node.items())}
     # a broker's node first; the scheduler may have put no broker beside a Patroni member
     candidates = sorted(
-        (n for n, m in members.items() if all(m.values())), key=lambda n: not members[n]["kafka"].startswith(f"{KAFKA}-")
+        (n for n, m in members.items() if all(m.values())), key=lambda n: not re.fullmatch(rf"{KAFKA}-\d+", members[n]["kafka"])
     )
     if not candidates:
         raise AssertionError(f"no node holds a member of Patroni, Redis and Kafka: {by_node}")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 
@@ -48,29 +47,20 @@ SUFFIX = "-day2"
 WRITER_SECONDS = 1800  # an upper bound: the writers stop when the roll is over
 
 
-class _LeaderWatch:
-    """The Patroni leader (the pod labelled role=primary) looked up every second; the
-    sequence of distinct leaders seen."""
+def _watch_leaders(prod: Deployed, leaders: list[str]) -> drills.Watch:
+    """The Patroni leader (the pod labelled role=primary) looked up every second: each
+    distinct leader in turn appended to ``leaders`` (which starts with the current one)."""
+    leaders.append(drills.patroni_leader(prod))
 
-    def __init__(self, prod: Deployed) -> None:
-        self.prod, self.leaders = prod, [drills.patroni_leader(prod)]
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+    def look() -> None:
+        try:
+            pods = prod.pods("-l", "role=primary")
+        except AssertionError:
+            return
+        if len(pods) == 1 and pods[0]["metadata"]["name"] != leaders[-1]:
+            leaders.append(pods[0]["metadata"]["name"])
 
-    def _run(self) -> None:
-        while not self.stop.wait(1):
-            try:
-                pods = self.prod.pods("-l", "role=primary")
-            except AssertionError:
-                continue
-            if len(pods) == 1 and pods[0]["metadata"]["name"] != self.leaders[-1]:
-                self.leaders.append(pods[0]["metadata"]["name"])
-
-    def finish(self) -> list[str]:
-        self.stop.set()
-        self.thread.join(timeout=30)
-        return self.leaders
+    return drills.Watch(look, 1)
 
 
 def _push_retagged(prod: Deployed) -> dict[str, str]:
@@ -105,7 +95,8 @@ def _roll(prod: Deployed, change: str, set_values: dict[str, str] | None, origin
     writers = [drills.Writer(prod, system, WRITER_SECONDS, pod) for system in ("postgres", "redis", "kafka")]
     for writer in writers:
         writer.steady()
-    watch = _LeaderWatch(prod)
+    leaders: list[str] = []
+    watch = _watch_leaders(prod, leaders)
     fault = time.time()
     try:
         if set_values is None:
@@ -116,7 +107,7 @@ def _roll(prod: Deployed, change: str, set_values: dict[str, str] | None, origin
         took = up()
         drills.wait_healthy(prod)
     finally:
-        leaders = watch.finish()
+        watch.finish()
         for writer in writers:
             writer.stop()  # the change is over: the writers read back what they wrote
     results = [writer.finish() for writer in writers]

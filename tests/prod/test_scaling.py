@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import threading
 import time
 
 import pytest
@@ -178,28 +177,17 @@ def _seeded_keys(prod: Deployed) -> int:
     return int(_redis(prod, script).split()[-1])
 
 
-class _ClusterStateWatch:
-    """`cluster info` asked every 2 s while the stack scales: every answer not
-    cluster_state:ok is kept."""
+def _watch_cluster_state(prod: Deployed, answers: list[str], bad: list[str]) -> drills.Watch:
+    """`cluster info` asked every 2 s while the stack scales: every answer goes to
+    ``answers``, every one not cluster_state:ok to ``bad`` too."""
 
-    def __init__(self, prod: Deployed) -> None:
-        self.prod, self.looks = prod, 0
-        self.bad: list[str] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+    def look() -> None:
+        code, out = prod.exec(f"{drills.REDIS}-0", "redis-cli cluster info", container="redis", timeout=30)
+        answers.append(out)
+        if code != 0 or "cluster_state:ok" not in out:
+            bad.append(f"{time.strftime('%H:%M:%S')} {out.strip()[:200]}")
 
-    def _run(self) -> None:
-        while not self.stop.wait(2):
-            code, out = self.prod.exec(f"{drills.REDIS}-0", "redis-cli cluster info", container="redis", timeout=30)
-            self.looks += 1
-            if code != 0 or "cluster_state:ok" not in out:
-                self.bad.append(f"{time.strftime('%H:%M:%S')} {out.strip()[:200]}")
-
-    def finish(self) -> tuple[int, list[str]]:
-        self.stop.set()
-        self.thread.join(timeout=60)
-        return self.looks, self.bad
+    return drills.Watch(look, 2)
 
 
 def test_redis_scales_out_to_six_masters_and_back_under_load(prod: Deployed, config_restored: None) -> None:
@@ -214,7 +202,9 @@ def test_redis_scales_out_to_six_masters_and_back_under_load(prod: Deployed, con
     assert before == REDIS_SEED_KEYS, before
     writer = drills.Writer(prod, "redis", WRITER_SECONDS, drills.writer_pod(prod))
     writer.steady()
-    watch = _ClusterStateWatch(prod)
+    answers: list[str] = []
+    bad: list[str] = []
+    watch = _watch_cluster_state(prod, answers, bad)
     fault = time.time()
     try:
         set_key("redisCluster.masterCount", REDIS_MASTERS_SCALED)
@@ -230,7 +220,7 @@ def test_redis_scales_out_to_six_masters_and_back_under_load(prod: Deployed, con
         ups.append(up())
         remove_key("redisCluster.drain")
     finally:
-        looks, bad = watch.finish()
+        watch.finish()
     kept = _redis_masters(prod)
     assert len(kept) == KEPT and sum(kept.values()) == 16384, kept
     after = _seeded_keys(prod)
@@ -238,5 +228,5 @@ def test_redis_scales_out_to_six_masters_and_back_under_load(prod: Deployed, con
     writes = writer.finish()
     record(f"redisCluster.masterCount {KEPT} -> {REDIS_MASTERS_SCALED} -> {KEPT}", ups, writes, fault)
     assert after == REDIS_SEED_KEYS, f"{REDIS_SEED_KEYS - after} seeded keys lost"
-    assert not bad, f"cluster_state not ok in {len(bad)} of {looks} looks: {bad[:5]}"
+    assert not bad, f"cluster_state not ok in {len(bad)} of {len(answers)} looks: {bad[:5]}"
     assert writes.lost == 0, writes.summary
