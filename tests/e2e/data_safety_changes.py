@@ -438,9 +438,9 @@ def refusal_failure(preview: Preview, change: Change) -> str:
     return ""
 
 
-# Previews run side by side, each with a stack file of its own: on 2 cores two engine
-# runs at once take ~60 % of the time one after the other (the program, the engine and the
-# provider each wait on the others part of the time).
+# Previews run side by side, each with a stack file of its own: the program, the engine and
+# the provider each wait on the others part of the time, so two at once use both cores
+# (no same-run comparison with one at a time has been made yet).
 PREVIEW_WORKERS = int(os.environ.get("AI_INFRA_PREVIEW_WORKERS", "2"))
 
 
