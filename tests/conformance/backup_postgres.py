@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conformance.loopback import free_port
+from tests.loopback import free_port
 
 INSTALL_SCRIPT = "tools/ci/install-postgres.sh"
 PG_BIN = Path("/usr/lib/postgresql/15/bin")

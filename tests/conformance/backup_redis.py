@@ -20,7 +20,7 @@ from typing import cast
 
 import redis
 
-from tests.conformance.loopback import wait_until
+from tests.loopback import wait_until
 
 INSTALL_SCRIPT = "tools/ci/install-redis.sh"
 SLOTS = 16384

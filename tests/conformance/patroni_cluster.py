@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from tests.conformance.loopback import free_port, wait_until
+from tests.loopback import free_port, wait_until
 
 INSTALL_SCRIPT = "tools/ci/install-postgres.sh"
 VENV = Path(os.environ.get("AI_INFRA_PATRONI_VENV", "/opt/ai-infra-matrix/patroni-4.1.5"))

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 import redis
 
-from tests.conformance.loopback import wait_until
 from tests.conformance.redis_cluster_nodes import LocalCluster, NodeInfo, slot_of
+from tests.loopback import wait_until
 
 
 def tag_in(master: NodeInfo, prefix: str) -> str:

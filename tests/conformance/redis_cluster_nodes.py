@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import time
@@ -25,7 +24,7 @@ from typing import Any
 import redis
 
 from tests.conformance import report
-from tests.conformance.loopback import wait_until
+from tests.loopback import free_port, wait_until
 
 INSTALL_HINT = "install it with: sudo bash tools/ci/install-redis.sh"
 SLOTS = 16384
@@ -35,25 +34,6 @@ def require_binaries() -> None:
     for binary in ("redis-server", "redis-cli", "bash", "getent", "timeout"):
         if shutil.which(binary) is None:
             raise AssertionError(f"{binary} is not installed; {INSTALL_HINT}")
-
-
-def free_port(addresses: list[str]) -> int:
-    """A port free on every address, whose cluster bus port (+10000) is free too."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        if port + 10000 >= 65536:
-            continue
-        try:
-            for address in addresses:
-                for candidate in (port, port + 10000):
-                    with socket.socket() as sock:
-                        sock.bind((address, candidate))
-        except OSError:
-            continue
-        return port
-    raise AssertionError("no free port pair found on loopback")
 
 
 def slot_of(key: str) -> int:
@@ -229,7 +209,7 @@ class LocalCluster:
             (self.scripts / name).write_text(content)
         if not self.port:
             templates = [self.template] + ([self.alternate_template] if self.alternate_template else [])
-            self.port = free_port([template % i for template in templates for i in range(10)])
+            self.port = free_port(bus_offset=10000, addresses=[template % i for template in templates for i in range(10)])
 
     def host(self, ordinal: int) -> str:
         return self.template % ordinal

@@ -41,8 +41,8 @@ from tests.conformance.kafka_cluster import (
     rendered_role,
     stop_all,
 )
-from tests.conformance.loopback import free_port, wait_until
 from tests.conftest import Objects, render_stack
+from tests.loopback import free_port, wait_until
 
 pytestmark = pytest.mark.conformance
 

@@ -29,8 +29,8 @@ import pytest
 
 from tests.conformance import patroni_cluster as pc
 from tests.conformance import report
-from tests.conformance.loopback import wait_until
 from tests.conftest import Objects, render_stack
+from tests.loopback import wait_until
 
 pytestmark = pytest.mark.conformance
 

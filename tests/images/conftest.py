@@ -19,6 +19,7 @@ import pytest
 
 from tests.images import pods
 from tests.images.sandbox import Sandbox, buildah_available, describe, image_config
+from tests.loopback import free_port
 
 BUILD_HINT = "build it with `python3 -m tools.cluster images` (or `make images`)"
 NAMESPACE_HOSTS = {
@@ -95,7 +96,7 @@ def redis_node(workdir: Path, hosts: Path) -> Iterator[Service]:
     ref = built("ai-infra-redis")
     pod = pods.pod_spec("StatefulSet", "ai-infra-redis-cluster")
     spec = pods.container(pod, "redis")
-    port = pods.free_port(bus_offset=10000)
+    port = free_port(bus_offset=10000)
     password = secrets.token_urlsafe(16)
     files = pods.config_files(
         pod, spec, workdir / "redis", {"/etc/redis/redis.conf": lambda text: text.replace("bind * -::*", "bind 127.0.0.1")}
@@ -126,7 +127,7 @@ def kafka_node(workdir: Path, hosts: Path) -> Iterator[Service]:
     ref = built("ai-infra-kafka")
     pod = pods.pod_spec("StatefulSet", "ai-infra-kafka")
     spec = pods.container(pod, "kafka")
-    broker, controller = pods.free_port(), pods.free_port()
+    broker, controller = free_port(), free_port()
 
     def loopback(text: str) -> str:
         text = text.replace(
@@ -159,7 +160,7 @@ def postgres_server(workdir: Path, hosts: Path) -> Iterator[Service]:
     ref = built("ai-infra-patroni")
     pod = pods.pod_spec("StatefulSet", "ai-infra-patroni")
     spec = pods.container(pod, "patroni")
-    port = pods.free_port()
+    port = free_port()
     password = secrets.token_urlsafe(16)
     app_password = secrets.token_urlsafe(16)
     files = pods.config_files(pod, spec, workdir / "patroni")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import re
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -102,25 +101,6 @@ def env(
             value = (values or {}).get(name, entry.get("value", ""))
         result[name] = re.sub(r"\$\((\w+)\)", lambda m: result.get(m.group(1), m.group(0)), value)
     return result
-
-
-def free_port(*, bus_offset: int = 0) -> int:
-    """A free port on 127.0.0.1; with ``bus_offset``, one whose port + offset is free too
-    (a Redis Cluster node also listens on its port + 10000)."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port: int = probe.getsockname()[1]
-        if not bus_offset:
-            return port
-        if port + bus_offset < 65536:
-            try:
-                with socket.socket() as bus:
-                    bus.bind(("127.0.0.1", port + bus_offset))
-                return port
-            except OSError:
-                continue
-    raise AssertionError("no free port found on 127.0.0.1")
 
 
 def hosts_file(workdir: Path, names: list[str]) -> Path:

@@ -18,6 +18,7 @@ import pytest
 from tests.images import pods
 from tests.images.conftest import Service, built, psql, wait_for
 from tests.images.sandbox import Sandbox, describe
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.images
 
@@ -59,7 +60,7 @@ def backend_env(postgres: Service, redis: Service, kafka: Service) -> dict[str, 
 def test_each_tier_answers_its_probes(tier: str, workdir: Path):
     pod = pods.pod_spec("Deployment", f"ai-infra-{tier}")
     spec = pods.container(pod, tier)
-    port = pods.free_port()  # the rendered containerPort may be 80: not bindable here, PORT says which
+    port = free_port()  # the rendered containerPort may be 80: not bindable here, PORT says which
     env = {"PORT": str(port), "LISTEN_ADDRESS": "127.0.0.1", "APP_NAME": tier}
     with Sandbox(built("ai-infra-test-app"), writable=pods.writable_paths(pod, spec)) as sandbox:
         process = sandbox.start([], env=env, log=workdir / f"app-{tier}.log")
@@ -85,7 +86,7 @@ def test_selfcheck_reaches_postgres_redis_and_kafka(
     postgres_server: Service, redis_node: Service, kafka_node: Service, workdir: Path
 ):
     env = backend_env(postgres_server, redis_node, kafka_node)
-    port = pods.free_port()
+    port = free_port()
     with Sandbox(built("ai-infra-test-app"), binds={"/etc/hosts": redis_node.sandbox.binds["/etc/hosts"]}) as sandbox:
         process = sandbox.start(
             [], env={**env, "PORT": str(port), "LISTEN_ADDRESS": "127.0.0.1"}, log=workdir / "app-selfcheck.log"
@@ -105,7 +106,7 @@ def test_selfcheck_reaches_postgres_redis_and_kafka(
 
 
 def test_selfcheck_fails_cleanly_without_its_backends(workdir: Path):
-    closed = str(pods.free_port())
+    closed = str(free_port())
     env = {
         **dict.fromkeys(("DB_NAME", "DB_USER", "DB_PASSWORD"), "x"),
         **{"DB_HOST": "127.0.0.1", "DB_PORT": closed, "REDIS_HOST": "127.0.0.1", "REDIS_PORT": closed},

@@ -19,6 +19,7 @@ import pytest
 from tests.images import pods
 from tests.images.conftest import NAMESPACE_HOSTS, Service, built, pod_user, psql, wait_for
 from tests.images.sandbox import Sandbox, describe
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.images
 
@@ -96,7 +97,7 @@ def test_redis_snapshot_and_import(redis_node: Service, workdir: Path, hosts: Pa
         assert redis_node.sandbox.run([*cli, "del", "backup:key"], env=redis_node.env).returncode == 0
         restore = sandbox.run(
             ["bash", "/etc/backup/restore-redis.sh", f"/backup/redis/{backup.name}"],
-            env={**env, "RESTORE_PORT": str(pods.free_port())},  # the temporary server's, on 127.0.0.1
+            env={**env, "RESTORE_PORT": str(free_port())},  # the temporary server's, on 127.0.0.1
             timeout=300,
         )
         assert restore.returncode == 0, describe(restore)
@@ -107,7 +108,7 @@ def test_redis_snapshot_and_import(redis_node: Service, workdir: Path, hosts: Pa
 def moto(workdir: Path) -> Iterator[str]:
     if not MOTO.exists():
         pytest.skip(f"moto_server is not installed ({MOTO}); run tools/ci/install-backup.sh")
-    port = pods.free_port()
+    port = free_port()
     with (workdir / "moto.log").open("w") as log:
         process = subprocess.Popen(
             [str(MOTO), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True

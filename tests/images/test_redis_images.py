@@ -13,6 +13,7 @@ import pytest
 from tests.images import pods
 from tests.images.conftest import Service, built, wait_for
 from tests.images.sandbox import Sandbox, describe
+from tests.loopback import free_port
 
 pytestmark = pytest.mark.images
 
@@ -46,7 +47,7 @@ def test_the_exporter_sidecar_reports_the_node(redis_node: Service, workdir: Pat
     pod = pods.pod_spec("StatefulSet", "ai-infra-redis-cluster")
     spec = pods.container(pod, "metrics")
     assert "command" not in spec, "the sidecar runs the image's entrypoint"
-    port = pods.free_port()
+    port = free_port()
     env = pods.env(
         spec,
         pod_name="ai-infra-redis-cluster-0",
