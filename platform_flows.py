@@ -43,7 +43,7 @@ class DeployedParts:
         """Every group of pods deployed: one NetworkPolicy each."""
         groups: list[Pods | None] = []
         if self.postgres:
-            groups.append(self.postgres.pods)
+            groups += [self.postgres.pods, self.postgres.roll_pods]
         if self.redis:
             groups += [self.redis.pods, self.redis.job_pods]
         if self.kafka:
@@ -101,6 +101,8 @@ def _patroni_flows(postgres: PostgresOutputs | None, backend: AppOutputs | None,
         Flow(patroni, patroni, (pg, rest), "replicas stream from and clone the leader; members read each other's REST API"),
         Flow(patroni, peers.api_server, tuple(Port(p) for p in API_SERVER_PORTS), "Patroni keeps its leader lock in the API"),
         Flow(peers.monitoring, patroni, (rest,), "Prometheus scrapes Patroni's /metrics"),
+        Flow(postgres.roll_pods, patroni, (rest,), "the roll Job reads /cluster and asks the leader for a switchover"),
+        Flow(postgres.roll_pods, peers.api_server, tuple(Port(p) for p in API_SERVER_PORTS), "the roll Job evicts members"),
     ]
     if backend:
         flows.append(Flow(backend.pods, patroni, (pg,), "the application's queries (primary and replica Services)"))

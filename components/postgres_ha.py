@@ -4,8 +4,12 @@ Patroni runs in ConfigMaps mode (Endpoints are deprecated): it owns the ConfigMa
 ``<scope>-leader``, ``-config``, ``-sync`` and ``-failover`` and labels each pod with its
 role. This component registers only what Patroni does not own: its RBAC, the credentials
 Secret, ``patroni.yml`` (components/files/patroni/) in a ConfigMap, a headless Service,
-a primary and a replica Service that select on the role label, the StatefulSet and, with
-two or more members, a PodDisruptionBudget.
+a primary and a replica Service that select on the role label, the StatefulSet, with
+two or more members a PodDisruptionBudget, and the roll Job.
+
+The StatefulSet's updateStrategy is OnDelete and the roll Job (roll.py, run after every
+template change) restarts the members: replicas first, then a switchover, then the old
+leader, so a new image or config moves the leader once, not once per member.
 """
 
 from __future__ import annotations
@@ -52,7 +56,21 @@ ROLE_RULES: list[shapes.Obj] = [
     {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list", "watch", "create", "patch", "update"]},
 ]
 
+# The roll Job's: find the StatefulSet and its pods, evict one (the disruption controller
+# decides), nothing else. It talks to Patroni's REST API for /cluster and /switchover.
+ROLL_RULES: list[shapes.Obj] = [
+    {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+    {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+]
+ROLL_APP = "patroni-roll"  # the roll Job's pods' name: never counted as members (PDB, anti-affinity)
+ROLL_DEADLINE_SECONDS = 1800  # the Job's activeDeadlineSeconds; roll.py stops a minute earlier
+# The provider's await outlasts the Job's deadline, so a stuck roll ends with its own verdict.
+ROLL_AWAIT = pulumi.CustomTimeouts(create="32m", update="32m")
+
 PGDATA_CLAIM = "pgdata"  # claims pgdata-<statefulset>-<ordinal>
+# On the roll Job's pod template: which StatefulSet template it rolls the members onto.
+TEMPLATE_CHECKSUM = "ai-infra-matrix/statefulset-template-checksum"
 SECRET_KEYS = ("superuser-password", "replication-password", "rewind-password", "app-password")
 
 
@@ -116,6 +134,10 @@ class PatroniNames(shapes.StackNames):
     def pdb(self) -> str:
         return f"{self.scope}-pdb"
 
+    @property
+    def roll(self) -> str:
+        return f"{self.scope}-roll"  # the roll Job, its service account and Role
+
 
 @dataclass(frozen=True)
 class PostgresOutputs:
@@ -133,6 +155,7 @@ class PostgresOutputs:
     superuser_password: SecretKeyRef
     client_image: ClientImage  # pg_dump of the server's major version, as the data's owner
     pods: Pods
+    roll_pods: Pods  # the roll Job's
     metrics: MetricsEndpoint
 
 
@@ -140,9 +163,10 @@ class PostgresHA(pulumi.ComponentResource):
     """A Patroni cluster of ``patroni.replicaCount`` PostgreSQL members."""
 
     statefulset: kube.StatefulSet
+    roll_job: kube.Job
     secret: kube.Secret
     files: dict[str, str]
-    """The files in the ConfigMap (patroni.yml, post-bootstrap.sh), as rendered."""
+    """The files in the ConfigMap (patroni.yml, post-bootstrap.sh, the scripts), as rendered."""
     outputs: PostgresOutputs
     app_password: pulumi.Output[str]
     """The application user's password (secret), for consumers outside the cluster."""
@@ -254,6 +278,9 @@ class PostgresHA(pulumi.ComponentResource):
         credentials_checksum = pulumi.Output.all(*(passwords[key] for key in SECRET_KEYS)).apply(
             lambda values: shapes.checksum(*values)
         )
+        statefulset_spec = _statefulset_spec(
+            args, names, selector, pod_labels, self.files, credentials_checksum=credentials_checksum
+        )
         self.statefulset = kube.StatefulSet(
             f"{name}-statefulset",
             metadata=shapes.metadata(
@@ -262,12 +289,13 @@ class PostgresHA(pulumi.ComponentResource):
                 labels,
                 _checkov_skips(settings) | change_locks.statefulset_annotations(safety),
             ),
-            spec=_statefulset_spec(args, names, selector, pod_labels, self.files, credentials_checksum=credentials_checksum),
+            spec=statefulset_spec,
             opts=pulumi.ResourceOptions(
                 parent=self,
                 depends_on=[self.role_binding, self.config_map, self.secret, self.removal_lock, self.volume_claims_lock],
             ),
         )
+        self.roll_job = self._roll_job(name, args, names, template_checksum=_template_checksum(statefulset_spec))
         self.grown_claims = change_locks.grown_claims(
             name,
             claim=PGDATA_CLAIM,
@@ -308,15 +336,50 @@ class PostgresHA(pulumi.ComponentResource):
             superuser_password=SecretKeyRef(secret_name, "superuser-password"),
             client_image=ClientImage(settings.image.reference, settings.image.pull_policy, settings.run_as_user),
             pods=Pods(APP, selector),
+            roll_pods=Pods(ROLL_APP, shapes.selector_labels(args.release, ROLL_APP)),
             # The headless Service: every member, ready or not, is a target.
             metrics=MetricsEndpoint("patroni", names.headless_service, selector, "patroni", RESTAPI_PORT),
         )
         self.register_outputs({"primaryHost": primary_host, "replicaHost": self.outputs.replica_host})
 
+    def _roll_job(
+        self, name: str, args: PostgresHAArgs, names: PatroniNames, *, template_checksum: pulumi.Output[str]
+    ) -> kube.Job:
+        """The roll Job, its service account and Role. It runs after the StatefulSet has
+        taken a new template (with OnDelete the provider's await returns as soon as the
+        members are Ready) and `pulumi up` waits for it: the update ends rolled. The
+        template's checksum is in the Job's own template, so every template change replaces
+        (and so runs) it, and nothing else does."""
+        labels = shapes.common_labels(args.release, ROLL_APP, "rolling-restart")
+        child = pulumi.ResourceOptions(parent=self)
+        account = kube.ServiceAccount(
+            f"{name}-roll-service-account", metadata=shapes.metadata(names.roll, args.namespace, labels), opts=child
+        )
+        role = kube.Role(
+            f"{name}-roll-role", metadata=shapes.metadata(names.roll, args.namespace, labels), rules=ROLL_RULES, opts=child
+        )
+        binding = kube.RoleBinding(
+            f"{name}-roll-role-binding",
+            metadata=shapes.metadata(names.roll, args.namespace, labels),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.roll},
+            subjects=[{"kind": "ServiceAccount", "name": names.roll, "namespace": args.namespace}],
+            opts=child,
+        )
+        return kube.Job(
+            f"{name}-roll",
+            metadata=shapes.metadata(names.roll, args.namespace, labels, _ROLL_JOB_ANNOTATIONS | _checkov_skips(args.settings)),
+            spec=_roll_job_spec(args, names, labels, template_checksum),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[self.statefulset, self.config_map, binding, account, role],
+                custom_timeouts=ROLL_AWAIT,
+            ),
+        )
+
 
 def render_files(settings: PatroniSettings, names: PatroniNames, *, labels: dict[str, str]) -> dict[str, str]:
-    """patroni.yml, post-bootstrap.sh and the on_role_change callback for ``settings``: the
-    ConfigMap's data."""
+    """patroni.yml, post-bootstrap.sh, the on_role_change callback and the roll Job's script
+    (with kube_api.py, which both import) for ``settings``: the ConfigMap's data."""
     postgresql = settings.postgresql
     synchronous_mode = {"off": "false", "on": "true", "quorum": "quorum"}[settings.synchronous_mode]
     values = {
@@ -341,6 +404,8 @@ def render_files(settings: PatroniSettings, names: PatroniNames, *, labels: dict
         "parameters": json.dumps(dict(sorted(postgresql.parameters.items()))),
         "pg_hba": json.dumps(list(postgresql.pg_hba)),
         "config_dir": CONFIG_DIR,
+        "statefulset": names.statefulset,
+        "deadline_seconds": str(ROLL_DEADLINE_SECONDS - 60),
         "data_dir": DATA_DIR,
         "bin_dir": BIN_DIR,
         "socket_dir": SOCKET_DIR,
@@ -352,7 +417,7 @@ def render_files(settings: PatroniSettings, names: PatroniNames, *, labels: dict
     }
     return {
         name: _FileTemplate((FILES / name).read_text()).substitute(values)
-        for name in ("patroni.yml", "post-bootstrap.sh", "on-role-change.py")
+        for name in ("patroni.yml", "post-bootstrap.sh", "kube_api.py", "on-role-change.py", "roll.py")
     }
 
 
@@ -386,7 +451,8 @@ def _statefulset_spec(
         # Members start together: with OrderedReady a replica that cannot become ready
         # without a leader would hold back the member that holds the most recent data.
         "podManagementPolicy": "Parallel",
-        "updateStrategy": {"type": "RollingUpdate"},
+        # Pods go only when the roll Job evicts them, the leader last (see the module docstring).
+        "updateStrategy": {"type": "OnDelete"},
         "selector": {"matchLabels": selector},  # never the role label: Patroni changes it
         "template": {
             "metadata": {
@@ -401,6 +467,61 @@ def _statefulset_spec(
         },
     }
     return spec | shapes.volume_claim_templates(PGDATA_CLAIM, settings.persistence, args.storage_class, selector)
+
+
+_ROLL_JOB_ANNOTATIONS = {
+    # A failed roll (say, a member that never became Ready) is run again by the next
+    # `pulumi up` instead of being left failed in the state.
+    "pulumi.com/replaceUnready": "true",
+}
+
+
+def _template_checksum(statefulset_spec: shapes.Obj) -> pulumi.Output[str]:
+    """A checksum of the StatefulSet's pod template as given (image, config and credentials
+    checksums, resources: everything a new revision is made of). From the inputs, not the
+    applied object, so a preview knows it and shows the Job unchanged when it is."""
+    template = pulumi.Output.from_input(statefulset_spec["template"])
+    return template.apply(lambda resolved: shapes.checksum(json.dumps(resolved, sort_keys=True)))
+
+
+def _roll_job_spec(
+    args: PostgresHAArgs, names: PatroniNames, labels: dict[str, str], template_checksum: pulumi.Output[str]
+) -> shapes.Obj:
+    settings = args.settings
+    pod: shapes.Obj = {
+        "serviceAccountName": names.roll,
+        "automountServiceAccountToken": True,  # roll.py reads the StatefulSet and evicts pods
+        "enableServiceLinks": False,
+        "restartPolicy": "OnFailure",
+        "securityContext": shapes.pod_security_context(run_as_user=settings.run_as_user),
+        "containers": [
+            {
+                "name": "roll",
+                "image": settings.image.reference,  # the Patroni image: it has Python
+                "imagePullPolicy": settings.image.pull_policy,
+                "command": ["python3", f"{CONFIG_DIR}/roll.py"],
+                "resources": {
+                    "requests": {"cpu": "20m", "memory": "32Mi", "ephemeral-storage": "16Mi"},
+                    "limits": {"cpu": "200m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+                },
+                "securityContext": shapes.container_security_context(),
+                "volumeMounts": [
+                    {"name": "patroni-files", "mountPath": CONFIG_DIR, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [
+            {"name": "patroni-files", "configMap": {"name": names.files, "defaultMode": 0o555}},
+            shapes.scratch_volume("tmp", "16Mi"),
+        ],
+        **shapes.image_pull_secrets(args.image_pull_secrets),
+    }
+    return {
+        "backoffLimit": 3,
+        "activeDeadlineSeconds": ROLL_DEADLINE_SECONDS,
+        "template": {"metadata": {"labels": labels, "annotations": {TEMPLATE_CHECKSUM: template_checksum}}, "spec": pod},
+    }
 
 
 # Why kube-score's service-targets-pod does not apply to the primary and replica Services.

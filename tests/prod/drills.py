@@ -229,7 +229,10 @@ def wait_healthy(deployed: Deployed, timeout: float = 600) -> None:
                     return False
                 if status.get("readyReplicas", 0) != wanted or status.get("updatedReplicas", 0) != wanted:
                     return False
-                if kind == "statefulsets" and status.get("currentRevision") != status.get("updateRevision"):
+                # (with OnDelete, Patroni's, the controller never moves currentRevision:
+                # updatedReplicas above is the measure)
+                rolling = item["spec"].get("updateStrategy", {}).get("type", "RollingUpdate") == "RollingUpdate"
+                if kind == "statefulsets" and rolling and status.get("currentRevision") != status.get("updateRevision"):
                     return False
         code, info = deployed.exec(f"{REDIS}-0", "redis-cli cluster info", container="redis")
         if code != 0 or "cluster_state:ok" not in info:

@@ -6,11 +6,11 @@ destroy that keeps the data, found again by the next `up`.
 The new tag is the same image pushed again under another name (`<tag>-day2`): what
 is measured is the roll itself, not a new version of the software. During each roll:
 
-- every member restarts once, one at a time (the PDBs and the StatefulSet's rolling update);
-- Patroni: the leader changes are counted (a poll of the role=primary label each second):
-  the StatefulSet rolls from the highest ordinal down, so the leader's turn is a handover
-  to a synchronous standby, and a standby that became leader and rolls later hands over
-  once more;
+- every member restarts once, one at a time (the PDBs, the StatefulSets' rolling updates
+  and Patroni's roll Job);
+- Patroni: the leader moves exactly once (a poll of the role=primary label each second):
+  the roll Job restarts the replicas, switches over to an updated synchronous standby and
+  restarts the old leader last;
 - Redis: a master's preStop hands its slots to its replica before it stops;
 - Kafka: controlled shutdown moves partition leadership before a broker stops;
 - no acknowledged write is lost, in any of the three systems.
@@ -117,6 +117,7 @@ def _roll(prod: Deployed, change: str, set_values: dict[str, str] | None, origin
     print(f"{change}: Patroni leaders in order {leaders}")
     for writes in results:
         assert writes.lost == 0, (writes.system, writes.summary)
+    assert len(leaders) == 2, f"the Patroni leader moved {len(leaders) - 1} times, not once: {leaders}"
 
 
 def test_an_image_tag_change_rolls_every_member_and_a_rollback_restores_it(prod: Deployed, config_restored: None) -> None:

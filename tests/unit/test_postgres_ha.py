@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import re
-import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import yaml
 from components.k8s import checksum
 from settings import SettingsError
 from tests.conftest import ROOT, Objects, render_stack
+from tests.unit import patroni_scripts
 
 NAME = "ai-infra-patroni"
 SCOPE = "ai-infra-patroni"
@@ -403,16 +403,14 @@ def test_post_bootstrap_creates_the_application_user_and_database(objects_of: Ob
 def _role_change_callback(objects: Objects, api: Callable[..., Any] | None = None) -> Any:
     """The rendered on-role-change.py as a module, its API calls answered by ``api`` (the
     script's own client when None)."""
-    source = objects.get("ConfigMap", f"{NAME}-files")["data"]["on-role-change.py"]
-    module = types.ModuleType("on_role_change")
-    exec(compile(source, "on-role-change.py", "exec"), module.__dict__)
+    module = patroni_scripts.load(objects, "on-role-change.py")
     if api is not None:
-        module.__dict__["_api"] = api
+        module.api = api
     return module
 
 
 def test_a_new_leader_takes_the_leader_label_off_every_other_pod_that_still_has_it(
-    objects_of: ObjectsOf, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    objects_of: ObjectsOf, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     objects = objects_of("prod")
     command = patroni_yml(objects)["postgresql"]["callbacks"]["on_role_change"]
@@ -420,16 +418,14 @@ def test_a_new_leader_takes_the_leader_label_off_every_other_pod_that_still_has_
     calls: list[tuple[str, str, Any]] = []
     stale = ["ai-infra-patroni-0", "ai-infra-patroni-2", "ai-infra-patroni-1"]
 
-    def api(method: str, path: str, body: Any = None) -> Any:
+    def api(method: str, path: str, body: Any = None, content_type: str = "application/json") -> Any:
         calls.append((method, path, body))
+        assert content_type == ("application/json-patch+json" if method == "PATCH" else "application/json")
         return {"items": [{"metadata": {"name": name}} for name in stale]} if method == "GET" else {}
 
-    account = tmp_path / "serviceaccount"
-    account.mkdir()
-    (account / "namespace").write_text("ai-infra-prod")
     monkeypatch.setattr("socket.gethostname", lambda: "ai-infra-patroni-1")
     callback = _role_change_callback(objects, api)
-    callback.ACCOUNT = account
+    callback.namespace = lambda: "ai-infra-prod"
     for role in ("replica", "demoted"):
         assert callback.main(["on-role-change.py", "on_role_change", role, SCOPE]) == 0
     assert calls == []  # only a promotion acts
@@ -446,7 +442,7 @@ def test_a_new_leader_takes_the_leader_label_off_every_other_pod_that_still_has_
 
 
 def test_the_role_change_callback_never_fails_patroni(objects_of: ObjectsOf, monkeypatch: pytest.MonkeyPatch) -> None:
-    def unreachable(method: str, path: str, body: Any = None) -> Any:
+    def unreachable(method: str, path: str, body: Any = None, content_type: str = "") -> Any:
         raise OSError("connection refused")
 
     promoted = ["on-role-change.py", "on_role_change", "primary", SCOPE]

@@ -11,7 +11,7 @@ says: the label goes, and Patroni sets the right one when that pod runs again.
 
 Patroni runs it as `on-role-change.py ACTION ROLE SCOPE`; only ROLE "primary" (or the
 pre-4.0 "master") acts. It talks to the API server with the pod's service account (the
-Role allows pods get/list/patch), with the standard in-cluster environment. Anything that
+Role allows pods get/list/patch), through kube_api.py beside it. Anything that
 goes wrong is printed and the callback exits 0: the label is an optimisation of routing,
 never a reason to disturb Patroni.
 """
@@ -19,40 +19,20 @@ never a reason to disturb Patroni.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import ssl
 import sys
 import urllib.parse
-import urllib.request
-from pathlib import Path
-from typing import Any
+
+from kube_api import JSON_PATCH, api, namespace
 
 ROLE_LABEL = "@{role_label}"
 LEADER_VALUE = "@{leader_label_value}"
 CLUSTER_LABELS: dict[str, str] = json.loads("""@{labels}""")
-ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-TIMEOUT = 5
 
 
-def _api(method: str, path: str, body: list[dict[str, Any]] | None = None) -> Any:
-    """One request to the API server as the pod's service account (a JSON patch as ``body``)."""
-    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get("KUBERNETES_SERVICE_PORT", "443")
-    token = (ACCOUNT / "token").read_text().strip()
-    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        headers["Content-Type"] = "application/json-patch+json"
-    request = urllib.request.Request(f"https://{host}:{port}{path}", data=data, headers=headers, method=method)
-    context = ssl.create_default_context(cafile=str(ACCOUNT / "ca.crt"))
-    with urllib.request.urlopen(request, timeout=TIMEOUT, context=context) as response:
-        return json.load(response)
-
-
-def stale_leaders(namespace: str, me: str) -> list[str]:
+def stale_leaders(ns: str, me: str) -> list[str]:
     selector = ",".join(f"{key}={value}" for key, value in sorted({**CLUSTER_LABELS, ROLE_LABEL: LEADER_VALUE}.items()))
-    pods = _api("GET", f"/api/v1/namespaces/{namespace}/pods?labelSelector={urllib.parse.quote(selector)}")
+    pods = api("GET", f"/api/v1/namespaces/{ns}/pods?labelSelector={urllib.parse.quote(selector)}")
     return sorted(pod["metadata"]["name"] for pod in pods["items"] if pod["metadata"]["name"] != me)
 
 
@@ -63,8 +43,8 @@ def main(argv: list[str]) -> int:
     # environment): the namespace is the service account's, the member the pod's hostname.
     me = socket.gethostname()
     try:
-        namespace = (ACCOUNT / "namespace").read_text().strip()
-        stale = stale_leaders(namespace, me)
+        ours = namespace()
+        stale = stale_leaders(ours, me)
     except (OSError, KeyError, ValueError) as error:
         print(f"on_role_change: could not look for stale leader labels: {error}", file=sys.stderr, flush=True)
         return 0
@@ -74,7 +54,7 @@ def main(argv: list[str]) -> int:
     patch = [{"op": "test", "path": label, "value": LEADER_VALUE}, {"op": "remove", "path": label}]
     for pod in stale:
         try:
-            _api("PATCH", f"/api/v1/namespaces/{namespace}/pods/{urllib.parse.quote(pod)}", patch)
+            api("PATCH", f"/api/v1/namespaces/{ours}/pods/{urllib.parse.quote(pod)}", patch, content_type=JSON_PATCH)
         except OSError as error:
             print(f"on_role_change: {pod}'s leader label stays: {error}", file=sys.stderr, flush=True)
             continue
