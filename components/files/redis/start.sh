@@ -9,9 +9,13 @@
 # with the fresh one (Redis then rewrites nodes.conf); it also tells each peer this
 # node's own new address. Fresh nodes are left alone: joining them is the Job's decision.
 #
+# For as long as the server runs, a second loop keeps a replica's replication link on its
+# master's current address (follow_master below).
+#
 # Environment: POD_IP, REDISCLI_AUTH, REDIS_PORT, REDIS_NODE_HOST_TEMPLATE,
 # REDIS_CONF (/etc/redis/redis.conf), REDIS_DATA_DIR (/data),
-# REDIS_HEAL_SECONDS (how long the repair loop may run, 600).
+# REDIS_HEAL_SECONDS (how long the repair loop may run, 600),
+# REDIS_FOLLOW_SECONDS (how often a replica checks its link, 5).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=common.sh
@@ -23,6 +27,7 @@ CONF=${REDIS_CONF:-/etc/redis/redis.conf}
 DATA=${REDIS_DATA_DIR:-/data}
 NODES_CONF="$DATA/nodes.conf"
 HEAL_SECONDS=${REDIS_HEAL_SECONDS:-600}
+FOLLOW_SECONDS=${REDIS_FOLLOW_SECONDS:-5}
 
 # Lines of nodes.conf that describe other nodes (not "myself", not the vars line).
 known_peers() {
@@ -76,12 +81,39 @@ heal_addresses() {
     log "repair: gave up after ${HEAL_SECONDS}s; some peers are still unreachable"
 }
 
+# A replica whose link is down while the cluster knows its master at another address than
+# the link's is pointed at that address again (CLUSTER REPLICATE of the same master).
+# Redis re-points the link when the master itself tells the replica its new address, but
+# not always when the address arrives otherwise: seen on the local cluster after a roll,
+# a replica's CLUSTER NODES had its master's new address and INFO replication the old one,
+# "Connecting to MASTER <old address>" for minutes, until the reconcile Job gave up.
+follow_master() {
+    local link master_id addr target
+    while sleep "$FOLLOW_SECONDS"; do
+        # (set -e is on: a server that does not answer just means the next round)
+        link=$(info_field "$POD_IP" replication master_link_status) || continue
+        [ "$link" = down ] || continue
+        target=$(info_field "$POD_IP" replication master_host) || continue
+        target="$target:$(info_field "$POD_IP" replication master_port)" || continue
+        # this node's master and the address the cluster has for it
+        read -r master_id addr < <(rcli "$POD_IP" CLUSTER NODES 2>/dev/null | tr -d '\r' | awk '
+            $3 ~ /myself/ && $3 ~ /slave/ { id = $4 }
+            { split($2, a, "@"); addr[$1] = a[1] }
+            END { if (id != "" && id != "-") print id, addr[id] }') || continue
+        if [ -n "$addr" ] && [ "$addr" != "$target" ] && [ "${addr%:*}" != "" ]; then
+            log "replication: master $master_id is at $addr, the link still tries $target: following it there"
+            rcli "$POD_IP" CLUSTER REPLICATE "$master_id" >/dev/null 2>&1 || true
+        fi
+    done
+}
+
 mkdir -p "$DATA"
 peers=$(known_peers)
 if [ "$peers" -gt 0 ]; then
     log "nodes.conf knows $peers peers; repairing their addresses once the server is up"
     heal_addresses "$peers" &
 fi
+follow_master &
 
 # The password goes in on stdin ("-" as the last argument), quoted for redis.conf.
 password=${REDISCLI_AUTH//\\/\\\\}
