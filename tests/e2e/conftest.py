@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from components.k8s import CREDENTIALS_CHECKSUM
+from components.postgres_ha import TEMPLATE_CHECKSUM as PATRONI_TEMPLATE_CHECKSUM
 from settings import RENDER_DIR_ENV
 from tools import engine_project
 
@@ -128,7 +129,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 PROVIDER_ADDED_LABELS = {"app.kubernetes.io/managed-by"}
 # Values derived from generated credentials: real random values in the engine, fixed
 # stand-ins offline. Secret data is compared by key; these annotations by presence.
-CREDENTIAL_CHECKSUM_ANNOTATIONS = {CREDENTIALS_CHECKSUM}
+# (the Patroni roll Job's checksum of the StatefulSet's template covers its credentials checksum)
+CREDENTIAL_CHECKSUM_ANNOTATIONS = {CREDENTIALS_CHECKSUM, PATRONI_TEMPLATE_CHECKSUM}
 
 
 def provider_manifests(directory: Path) -> dict[tuple[str, str], dict[str, Any]]:
