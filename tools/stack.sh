@@ -90,6 +90,12 @@ fi
 # --- the local cluster, when nothing else names one -------------------------------------
 local_cluster=
 no_local_cluster=
+# `source .cluster/env` (as the README's quick start does) exports the local cluster's own
+# kubeconfig: that names the local cluster, not another one, so it keeps the local target's
+# defaults (without them a prod up in that shell stopped at "imageRegistry is empty").
+if [[ ${KUBECONFIG:-} == "$REPO/.cluster/kubeconfig" ]]; then
+	unset KUBECONFIG
+fi
 if [[ -z ${AI_INFRA_RENDER_DIR:-} ]] && ! "$PY" tools/cluster_probe.py --stack "$stack" --configured 2>/dev/null; then
 	if [[ $(uname -s) != Linux || $(id -u) != 0 ]]; then
 		no_local_cluster="the local cluster needs Linux and root (this is $(uname -s), uid $(id -u))"
