@@ -16,7 +16,7 @@ import pulumi
 
 from components import kube_objects as kube
 from components.wiring import Obj, SecretKeyRef
-from settings.base import PersistenceSettings, ResourceSettings, canonical_quantity, parse_quantity
+from settings.base import ImageSettings, PersistenceSettings, ResourceSettings, canonical_quantity, parse_quantity
 
 PART_OF = "ai-infra-matrix"
 
@@ -218,6 +218,98 @@ def pod_disruption_budget(
         },
         opts=opts,
     )
+
+
+@dataclass(frozen=True)
+class ServiceAccountWithRole:
+    account: kube.ServiceAccount
+    role: kube.Role
+    binding: kube.RoleBinding
+
+
+def service_account_with_role(
+    resource_prefix: str,
+    *,
+    name: str,
+    namespace: str,
+    labels: Mapping[str, str],
+    rules: list[Obj],
+    opts: pulumi.ResourceOptions,
+) -> ServiceAccountWithRole:
+    """A ServiceAccount, a Role of ``rules`` and the RoleBinding between them, all called
+    ``name`` (resources <prefix>-service-account, -role, -role-binding): the identity of
+    pods that talk to the API server, allowed exactly ``rules`` in their namespace."""
+    return ServiceAccountWithRole(
+        account=kube.ServiceAccount(f"{resource_prefix}-service-account", metadata=metadata(name, namespace, labels), opts=opts),
+        role=kube.Role(f"{resource_prefix}-role", metadata=metadata(name, namespace, labels), rules=rules, opts=opts),
+        binding=kube.RoleBinding(
+            f"{resource_prefix}-role-binding",
+            metadata=metadata(name, namespace, labels),
+            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+            subjects=[{"kind": "ServiceAccount", "name": name, "namespace": namespace}],
+            opts=opts,
+        ),
+    )
+
+
+def script_job_spec(
+    *,
+    container: str,
+    image: ImageSettings,
+    command: list[str],
+    labels: Mapping[str, str],
+    run_as_user: int,
+    config_volume: Obj,
+    config_dir: str,
+    resources: Obj,
+    backoff_limit: int,
+    deadline_seconds: int,
+    image_pull_secret_names: Sequence[str],
+    env: list[Obj] | None = None,
+    service_account: str | None = None,
+    template_annotations: Mapping[str, pulumi.Input[str]] | None = None,
+) -> Obj:
+    """The spec of a Job that runs one script of a component's ConfigMap (``config_volume``,
+    mounted read-only at ``config_dir``) in the component's own image, with a 16Mi /tmp
+    (the scripts write nothing else). With ``service_account`` its token is mounted (the
+    script talks to the API server); without, none is."""
+    pod: Obj = {
+        "restartPolicy": "OnFailure",
+        **({"serviceAccountName": service_account} if service_account else {}),
+        "automountServiceAccountToken": bool(service_account),
+        "enableServiceLinks": False,
+        "securityContext": pod_security_context(run_as_user=run_as_user),
+        "containers": [
+            {
+                "name": container,
+                "image": image.reference,
+                "imagePullPolicy": image.pull_policy,
+                "command": command,
+                **({"env": env} if env is not None else {}),
+                "resources": resources,
+                "securityContext": container_security_context(),
+                "volumeMounts": [
+                    {"name": config_volume["name"], "mountPath": config_dir, "readOnly": True},
+                    {"name": "tmp", "mountPath": "/tmp"},
+                ],
+            }
+        ],
+        "volumes": [config_volume, scratch_volume("tmp", "16Mi")],
+        **image_pull_secrets(image_pull_secret_names),
+    }
+    template_metadata: Obj = {"labels": dict(labels)}
+    if template_annotations:
+        template_metadata["annotations"] = dict(template_annotations)
+    return {
+        "backoffLimit": backoff_limit,
+        "activeDeadlineSeconds": deadline_seconds,
+        "template": {"metadata": template_metadata, "spec": pod},
+    }
+
+
+# A Job that failed (a refused change, a member that never became Ready) is replaced, and
+# so run again, by the next `pulumi up` instead of being left failed in the state.
+REPLACE_UNREADY_JOB = {"pulumi.com/replaceUnready": "true"}
 
 
 # --- containers ----------------------------------------------------------------------

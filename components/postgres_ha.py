@@ -185,24 +185,10 @@ class PostgresHA(pulumi.ComponentResource):
             "patroni.persistence", settings.persistence, args.storage_class, safety, parent=self
         )
 
-        self.service_account = kube.ServiceAccount(
-            f"{name}-service-account",
-            metadata=shapes.metadata(names.service_account, args.namespace, labels),
-            opts=child,
+        identity = shapes.service_account_with_role(
+            name, name=names.service_account, namespace=args.namespace, labels=labels, rules=ROLE_RULES, opts=child
         )
-        self.role = kube.Role(
-            f"{name}-role",
-            metadata=shapes.metadata(names.service_account, args.namespace, labels),
-            rules=ROLE_RULES,
-            opts=child,
-        )
-        self.role_binding = kube.RoleBinding(
-            f"{name}-role-binding",
-            metadata=shapes.metadata(names.service_account, args.namespace, labels),
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.service_account},
-            subjects=[{"kind": "ServiceAccount", "name": names.service_account, "namespace": args.namespace}],
-            opts=child,
-        )
+        self.service_account, self.role, self.role_binding = identity.account, identity.role, identity.binding
 
         passwords = {
             "superuser-password": credential(f"{name}-superuser-password", args.superuser_password, parent=self),
@@ -352,26 +338,18 @@ class PostgresHA(pulumi.ComponentResource):
         (and so runs) it, and nothing else does."""
         labels = shapes.common_labels(args.release, ROLL_APP, "rolling-restart")
         child = pulumi.ResourceOptions(parent=self)
-        account = kube.ServiceAccount(
-            f"{name}-roll-service-account", metadata=shapes.metadata(names.roll, args.namespace, labels), opts=child
-        )
-        role = kube.Role(
-            f"{name}-roll-role", metadata=shapes.metadata(names.roll, args.namespace, labels), rules=ROLL_RULES, opts=child
-        )
-        binding = kube.RoleBinding(
-            f"{name}-roll-role-binding",
-            metadata=shapes.metadata(names.roll, args.namespace, labels),
-            role_ref={"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": names.roll},
-            subjects=[{"kind": "ServiceAccount", "name": names.roll, "namespace": args.namespace}],
-            opts=child,
+        identity = shapes.service_account_with_role(
+            f"{name}-roll", name=names.roll, namespace=args.namespace, labels=labels, rules=ROLL_RULES, opts=child
         )
         return kube.Job(
             f"{name}-roll",
-            metadata=shapes.metadata(names.roll, args.namespace, labels, _ROLL_JOB_ANNOTATIONS | _checkov_skips(args.settings)),
+            metadata=shapes.metadata(
+                names.roll, args.namespace, labels, shapes.REPLACE_UNREADY_JOB | _checkov_skips(args.settings)
+            ),
             spec=_roll_job_spec(args, names, labels, template_checksum),
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[self.statefulset, self.config_map, binding, account, role],
+                depends_on=[self.statefulset, self.config_map, identity.binding, identity.account, identity.role],
                 custom_timeouts=ROLL_AWAIT,
             ),
         )
@@ -469,13 +447,6 @@ def _statefulset_spec(
     return spec | shapes.volume_claim_templates(PGDATA_CLAIM, settings.persistence, args.storage_class, selector)
 
 
-_ROLL_JOB_ANNOTATIONS = {
-    # A failed roll (say, a member that never became Ready) is run again by the next
-    # `pulumi up` instead of being left failed in the state.
-    "pulumi.com/replaceUnready": "true",
-}
-
-
 def _template_checksum(statefulset_spec: shapes.Obj) -> pulumi.Output[str]:
     """A checksum of the StatefulSet's pod template as given (image, config and credentials
     checksums, resources: everything a new revision is made of). From the inputs, not the
@@ -488,40 +459,28 @@ def _roll_job_spec(
     args: PostgresHAArgs, names: PatroniNames, labels: dict[str, str], template_checksum: pulumi.Output[str]
 ) -> shapes.Obj:
     settings = args.settings
-    pod: shapes.Obj = {
-        "serviceAccountName": names.roll,
-        "automountServiceAccountToken": True,  # roll.py reads the StatefulSet and evicts pods
-        "enableServiceLinks": False,
-        "restartPolicy": "OnFailure",
-        "securityContext": shapes.pod_security_context(run_as_user=settings.run_as_user),
-        "containers": [
-            {
-                "name": "roll",
-                "image": settings.image.reference,  # the Patroni image: it has Python
-                "imagePullPolicy": settings.image.pull_policy,
-                "command": ["python3", f"{CONFIG_DIR}/roll.py"],
-                "resources": {
-                    "requests": {"cpu": "20m", "memory": "32Mi", "ephemeral-storage": "16Mi"},
-                    "limits": {"cpu": "200m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
-                },
-                "securityContext": shapes.container_security_context(),
-                "volumeMounts": [
-                    {"name": "patroni-files", "mountPath": CONFIG_DIR, "readOnly": True},
-                    {"name": "tmp", "mountPath": "/tmp"},
-                ],
-            }
-        ],
-        "volumes": [
-            {"name": "patroni-files", "configMap": {"name": names.files, "defaultMode": 0o555}},
-            shapes.scratch_volume("tmp", "16Mi"),
-        ],
-        **shapes.image_pull_secrets(args.image_pull_secrets),
-    }
-    return {
-        "backoffLimit": 3,
-        "activeDeadlineSeconds": ROLL_DEADLINE_SECONDS,
-        "template": {"metadata": {"labels": labels, "annotations": {TEMPLATE_CHECKSUM: template_checksum}}, "spec": pod},
-    }
+    return shapes.script_job_spec(
+        container="roll",
+        image=settings.image,  # the Patroni image: it has Python
+        command=["python3", f"{CONFIG_DIR}/roll.py"],
+        labels=labels,
+        run_as_user=settings.run_as_user,
+        config_volume=_files_volume(names),
+        config_dir=CONFIG_DIR,
+        resources={
+            "requests": {"cpu": "20m", "memory": "32Mi", "ephemeral-storage": "16Mi"},
+            "limits": {"cpu": "200m", "memory": "128Mi", "ephemeral-storage": "64Mi"},
+        },
+        backoff_limit=3,
+        deadline_seconds=ROLL_DEADLINE_SECONDS,
+        image_pull_secret_names=args.image_pull_secrets,
+        service_account=names.roll,  # roll.py reads the StatefulSet and evicts pods
+        template_annotations={TEMPLATE_CHECKSUM: template_checksum},
+    )
+
+
+def _files_volume(names: PatroniNames) -> shapes.Obj:
+    return {"name": "patroni-files", "configMap": {"name": names.files, "defaultMode": 0o555}}
 
 
 # Why kube-score's service-targets-pod does not apply to the primary and replica Services.
@@ -559,7 +518,7 @@ def _pod_spec(args: PostgresHAArgs, names: PatroniNames, selector: dict[str, str
     settings = args.settings
     uid = settings.run_as_user
     volumes: list[shapes.Obj] = [
-        {"name": "patroni-files", "configMap": {"name": names.files, "defaultMode": 0o555}},
+        _files_volume(names),
         # patronictl's and psql's scratch files and the pgpass Patroni writes.
         shapes.scratch_volume("tmp", "64Mi"),
         # The server's Unix socket and its lock file.

@@ -322,11 +322,6 @@ def render_files(settings: RedisClusterSettings) -> dict[str, str]:
 
 # --- private builders ----------------------------------------------------------------
 
-_JOB_ANNOTATIONS = {
-    # A failed Job (say, a refused scale-in) is replaced on the next `pulumi up`
-    # instead of being left failed in the state.
-    "pulumi.com/replaceUnready": "true",
-}
 # Why checkov's findings (and their kube-score twins) do not apply to the StatefulSet and
 # the Jobs (see components/k8s.py).
 _CHECKOV_SKIPS = {
@@ -343,7 +338,7 @@ _CHECKOV_SKIPS = {
 
 
 def _job_annotations() -> dict[str, str]:
-    return {**_JOB_ANNOTATIONS, **shapes.scan_exceptions(_CHECKOV_SKIPS)}
+    return {**shapes.REPLACE_UNREADY_JOB, **shapes.scan_exceptions(_CHECKOV_SKIPS)}
 
 
 def _headless_spec(settings: RedisClusterSettings, selector: dict[str, str]) -> shapes.Obj:
@@ -398,39 +393,23 @@ def _job_labels(args: RedisClusterArgs, mode: str) -> dict[str, str]:
 
 
 def _job_spec(args: RedisClusterArgs, names: RedisNames, mode: str, env: list[shapes.Obj]) -> shapes.Obj:
-    settings = args.settings
-    pod: shapes.Obj = {
-        "restartPolicy": "OnFailure",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "securityContext": shapes.pod_security_context(run_as_user=REDIS_UID),
-        "containers": [
-            {
-                "name": mode,
-                "image": settings.image.reference,
-                "imagePullPolicy": settings.image.pull_policy,
-                "command": ["bash", f"{CONFIG_DIR}/cluster-{mode}.sh"],
-                "env": env,
-                # Log + /tmp (16Mi): the scripts write nothing else.
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "32Mi", "ephemeral-storage": "32Mi"},
-                    "limits": {"cpu": "500m", "memory": "128Mi", "ephemeral-storage": "128Mi"},
-                },
-                "securityContext": shapes.container_security_context(),
-                "volumeMounts": [
-                    {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-                    {"name": "tmp", "mountPath": "/tmp"},
-                ],
-            }
-        ],
-        "volumes": [_config_volume(names), shapes.scratch_volume("tmp", "16Mi")],
-        **shapes.image_pull_secrets(args.image_pull_secrets),
-    }
-    return {
-        "backoffLimit": 6,
-        "activeDeadlineSeconds": JOB_DEADLINE_SECONDS,
-        "template": {"metadata": {"labels": _job_labels(args, mode)}, "spec": pod},
-    }
+    return shapes.script_job_spec(
+        container=mode,
+        image=args.settings.image,
+        command=["bash", f"{CONFIG_DIR}/cluster-{mode}.sh"],
+        labels=_job_labels(args, mode),
+        run_as_user=REDIS_UID,
+        config_volume=_config_volume(names),
+        config_dir=CONFIG_DIR,
+        resources={
+            "requests": {"cpu": "50m", "memory": "32Mi", "ephemeral-storage": "32Mi"},
+            "limits": {"cpu": "500m", "memory": "128Mi", "ephemeral-storage": "128Mi"},
+        },
+        backoff_limit=6,
+        deadline_seconds=JOB_DEADLINE_SECONDS,
+        image_pull_secret_names=args.image_pull_secrets,
+        env=env,
+    )
 
 
 def _exec_probe(script: str, *, period: int, timeout: int, failures: int) -> shapes.Obj:
