@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
 import re
-import string
 import sys
-import typing
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +32,7 @@ if str(ROOT) not in sys.path:
 
 from settings import PROJECT, PlatformSettings, SettingsError, load_settings  # noqa: E402
 from settings.stack_file import stack_config  # noqa: E402
+from tools import render_mocks  # noqa: E402
 from tools.fast_yaml import FastSafeDumper  # noqa: E402
 
 if TYPE_CHECKING:
@@ -97,12 +94,6 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
 
     from platform_stack import build_platform
 
-    mocks = _RenderMocks()
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    # _RenderMocks has the two methods of pulumi.runtime.Mocks; it stays a plain class so
-    # importing this module does not import pulumi.
-    as_mocks = typing.cast("pulumi.runtime.Mocks", mocks)
-    pulumi.runtime.set_mocks(as_mocks, project=PROJECT, stack=stack, preview=False, monitor=_echo_monitor(as_mocks))
     resolved: dict[str, Any] = {}
     secret: set[str] = set()
 
@@ -120,12 +111,9 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
         flows.extend(platform.flows)
         return pulumi.Output.from_input(asyncio.ensure_future(collect(platform.outputs)))
 
-    try:
+    with render_mocks.mocked_runtime(PROJECT, stack) as mocks:
         program()
-    finally:
-        asyncio.get_event_loop().close()
-        pulumi.runtime.settings.reset_options()
-    outputs = {name: (MASK if name in secret else _plain(resolved[name])) for name in sorted(resolved)}
+    outputs = {name: (MASK if name in secret else render_mocks.plain(resolved[name])) for name in sorted(resolved)}
     return Rendered(
         settings,
         sorted(mocks.objects, key=_object_order),
@@ -135,107 +123,6 @@ def evaluate(settings: PlatformSettings, stack: str = "render") -> Rendered:
         flows,
         dict(mocks.ignore_changes),
     )
-
-
-class _RenderMocks:
-    """Records every Kubernetes object as the provider would receive it."""
-
-    def __init__(self) -> None:
-        self.objects: list[dict[str, Any]] = []
-        self.types: Counter[str] = Counter()
-        self.ignore_changes: dict[tuple[str, str], tuple[str, ...]] = {}
-
-    def new_resource(self, args: Any) -> tuple[str, dict[str, Any]]:
-        self.types[args.typ] += 1
-        inputs = _plain(args.inputs)
-        if args.typ.startswith("kubernetes:") and not args.typ.startswith("pulumi:providers:"):
-            if not inputs.get("metadata", {}).get("name"):
-                raise ValueError(f"{args.typ} {args.name!r} has no metadata.name; every object needs an explicit name")
-            self.objects.append(inputs)
-        if args.typ == "random:index/randomPassword:RandomPassword":
-            inputs["result"] = _stand_in_password(args.name, int(inputs.get("length", 32)))
-        if args.typ == "random:index/randomId:RandomId":
-            inputs |= _stand_in_id(args.name, int(inputs.get("byteLength", 16)))
-        return f"{args.name}-id", inputs
-
-    def call(self, args: Any) -> dict[str, Any]:
-        return {}
-
-
-def _echo_monitor(mocks: pulumi.runtime.Mocks) -> pulumi.runtime.mocks.MockMonitor:
-    """The SDK's mock monitor, answering each registration with the request's own inputs.
-
-    MockMonitor turns every request's protobuf Struct into Python values for the mocks, in
-    pure Python, and the mocks' answer back into a Struct: 0.05 s of the 0.25 s the ~90
-    registrations of prod take. The render's answer is the inputs (plus stand-ins for the
-    random values), as the provider answers a preview, so this reads the inputs with
-    protobuf's own converter and sends the request's Struct back with the stand-ins added.
-    """
-    from google.protobuf import json_format, struct_pb2
-    from pulumi.runtime import mocks as sdk_mocks
-    from pulumi.runtime.proto import resource_pb2
-
-    class EchoMonitor(sdk_mocks.MockMonitor):
-        def RegisterResource(self, request: Any) -> Any:  # the gRPC method's name
-            if request.type == "pulumi:pulumi:Stack":
-                return super().RegisterResource(request)
-            urn = self.make_urn(request.parent, request.type, request.name)
-            inputs = json_format.MessageToDict(request.object)
-            args = sdk_mocks.MockResourceArgs(request.type, request.name, inputs, request.provider, custom=request.custom)
-            resource_id, state = self.mocks.new_resource(args)
-            if request.ignoreChanges:
-                recorded = typing.cast("_RenderMocks", self.mocks).ignore_changes
-                recorded[(inputs.get("kind", request.type), inputs.get("metadata", {}).get("name", request.name))] = tuple(
-                    request.ignoreChanges
-                )
-            answer = struct_pb2.Struct()
-            answer.CopyFrom(request.object)
-            answer.update({key: value for key, value in state.items() if key not in inputs})  # the stand-ins
-            self.resources[urn] = sdk_mocks.MockMonitor.ResourceRegistration(urn, resource_id or "", state)
-            return resource_pb2.RegisterResourceResponse(urn=urn, id=resource_id or "", object=answer)
-
-    return EchoMonitor(mocks)
-
-
-# How Pulumi's wire format marks a secret value (sdk/python/lib/pulumi/runtime/rpc.py).
-_SECRET_SIGNATURE_KEY = "4dabf18193072939515e22adb298388d"
-_SECRET_SIGNATURE = "1b47061264138c4ac30d75fd1eb44270"
-
-
-def _plain(value: Any) -> Any:
-    """Inputs cross Pulumi's protobuf Structs, where every number is a float; give
-    integral numbers back their int type, as the provider would."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        if value.get(_SECRET_SIGNATURE_KEY) == _SECRET_SIGNATURE:
-            return _plain(value.get("value"))  # a secret crossing the mock monitor
-        if _SECRET_SIGNATURE_KEY in value:
-            raise ValueError(f"an input the render cannot write (a resource reference, asset or archive): {value!r}")
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _stand_in_password(name: str, length: int) -> str:
-    alphabet = string.ascii_letters + string.digits
-    digest = hashlib.sha256(f"render:{name}".encode()).digest()
-    while len(digest) < length:
-        digest += hashlib.sha256(digest).digest()
-    return "".join(alphabet[byte % len(alphabet)] for byte in digest[:length])
-
-
-def _stand_in_id(name: str, byte_length: int) -> dict[str, str]:
-    import base64
-
-    raw = hashlib.sha256(f"render-id:{name}".encode()).digest()[:byte_length]
-    return {
-        "hex": raw.hex(),
-        "b64Url": base64.urlsafe_b64encode(raw).decode().rstrip("="),
-        "b64Std": base64.b64encode(raw).decode(),
-        "dec": str(int.from_bytes(raw, "big")),
-    }
 
 
 def _object_order(obj: dict[str, Any]) -> tuple[int, str, str, str]:

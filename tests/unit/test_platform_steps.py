@@ -16,12 +16,12 @@ from pulumi.runtime import mocks
 import platform_stack
 from settings import load_settings
 from settings.stack_file import stack_config
-from tools.render import _RenderMocks
+from tools.render_mocks import RenderMocks
 
 
 def _under_mocks(program: Callable[[], Any]) -> set[str]:
     """Run ``program`` (its result awaited) under mocks; the URNs it registered."""
-    render_mocks = typing.cast(pulumi.runtime.Mocks, _RenderMocks())  # stand-in passwords, as the render has
+    render_mocks = typing.cast(pulumi.runtime.Mocks, RenderMocks())  # stand-in passwords, as the render has
     monitor = mocks.MockMonitor(render_mocks)
     asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(render_mocks, project="ai-infra-matrix", stack="prod", preview=False, monitor=monitor)
