@@ -25,6 +25,7 @@ class ConfigModel(BaseModel):
         extra="forbid",
         frozen=True,
         validate_default=True,
+        defer_build=True,
     )
 
 
