@@ -5,6 +5,10 @@ Markdown table.
     preview  `pulumi preview --stack prod` on a fresh stack, real engine, no cluster
              vs the same engine previewing a one-Namespace program with the same provider
     render   `tools/render.py --stack prod` vs `python -c "import pulumi, pulumi_kubernetes"`
+    preview-objects, render-objects
+             the same commands vs the objects floor (tools/benchmark/replay.py): the
+             render's own objects registered flat, by the engine or under the render's
+             mocks; what is left over is the program's own cost
     deploy   `pulumi up --stack S` until every pod is Ready on the local cluster vs
              `kubectl apply --server-side` of the same rendered objects + the same wait,
              each in a fresh namespace (skipped when tools/cluster runs no cluster)
@@ -25,12 +29,13 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.benchmark import deploy, measure  # noqa: E402
+from tools.benchmark import deploy, measure, replay  # noqa: E402
 from tools.benchmark.measure import Command, Pairs, Sample, Spread  # noqa: E402
 from tools.benchmark.preview import PreviewBench  # noqa: E402
 from tools.cluster import stack_defaults  # noqa: E402
@@ -43,7 +48,7 @@ from tools.render import render
 r = render({stack!r})
 print(json.dumps({{"objects": len(r.objects), "resources": sum(r.resource_types.values())}}))
 """
-ROWS = ("preview", "render", "deploy")
+ROWS = ("preview", "preview-objects", "render", "render-objects", "deploy")
 
 
 @dataclass(frozen=True)
@@ -54,17 +59,31 @@ class Row:
     why_skipped: str = ""
 
 
-def preview_row(base: Path, runs: int) -> Row:
-    bench = PreviewBench(base)
-    pairs = measure.interleave(lambda: measure.run(bench.program()), lambda: measure.run(bench.floor()), runs)
-    return Row("`pulumi preview --stack prod`, fresh stack, vs the engine previewing one Namespace", "<= 1.5x", pairs)
+def preview_rows(base: Path, runs: int, wanted: Sequence[str], objects: Callable[[], list[dict[str, Any]]]) -> list[Row]:
+    bench = PreviewBench(base, objects() if "preview-objects" in wanted else None)
+    rows = []
+    if "preview" in wanted:
+        pairs = measure.interleave(lambda: measure.run(bench.program()), lambda: measure.run(bench.floor()), runs)
+        rows.append(Row("`pulumi preview --stack prod`, fresh stack, vs the engine previewing one Namespace", "<= 1.5x", pairs))
+    if "preview-objects" in wanted:
+        pairs = measure.interleave(lambda: measure.run(bench.program()), lambda: measure.run(bench.objects_floor()), runs)
+        rows.append(Row("the same preview vs the engine previewing the render's objects, registered flat", "-", pairs))
+    return rows
 
 
-def render_row(base: Path, runs: int) -> Row:
+def render_rows(base: Path, runs: int, wanted: Sequence[str], objects: Callable[[], list[dict[str, Any]]]) -> list[Row]:
     render = Command([sys.executable, "tools/render.py", "--stack", "prod", "--out", str(base / "render")], ROOT)
-    floor = Command([sys.executable, "-c", IMPORT_FLOOR], ROOT)
-    pairs = measure.interleave(lambda: measure.run(render), lambda: measure.run(floor), runs)
-    return Row(f'`tools/render.py --stack prod` vs `python -c "{IMPORT_FLOOR}"`', "<= 2x", pairs)
+    rows = []
+    if "render" in wanted:
+        floor = Command([sys.executable, "-c", IMPORT_FLOOR], ROOT)
+        pairs = measure.interleave(lambda: measure.run(render), lambda: measure.run(floor), runs)
+        rows.append(Row(f'`tools/render.py --stack prod` vs `python -c "{IMPORT_FLOOR}"`', "<= 2x", pairs))
+    if "render-objects" in wanted:
+        listed = replay.objects_file(objects(), base / "objects.json")
+        floor = Command([sys.executable, "-m", "tools.benchmark.replay", str(listed)], ROOT)
+        pairs = measure.interleave(lambda: measure.run(render), lambda: measure.run(floor), runs)
+        rows.append(Row("the same render vs its objects registered flat under the same mocks", "-", pairs))
+    return rows
 
 
 def deploy_rows(
@@ -83,6 +102,20 @@ def deploy_rows(
         # No warm-up: each run is a full deploy, and none of them starts warm.
         rows.append(Row(figure, "<= 1.2x", measure.interleave(bench.program, bench.floor, runs, warmup=False)))
     return rows
+
+
+def _prod_objects() -> Callable[[], list[dict[str, Any]]]:
+    """The prod render's objects, rendered on first use (in this process: not timed)."""
+    cache: list[list[dict[str, Any]]] = []
+
+    def objects() -> list[dict[str, Any]]:
+        if not cache:
+            from tools.render import render
+
+            cache.append(render("prod").objects)
+        return cache[0]
+
+    return objects
 
 
 def _spread(spread: Spread, unit: str = "") -> str:
@@ -122,7 +155,7 @@ def per_program_memory(row: Row) -> str:
                 peaks[name] = max(peaks.get(name, 0), kib)
     names = sorted(set(program) | set(floor), key=lambda name: -program.get(name, 0))
     parts = [f"{name} {program.get(name, 0) / 1024:.0f} / {floor.get(name, 0) / 1024:.0f}" for name in names]
-    return "preview peak RSS per program, MiB, program / floor: " + ", ".join(parts)
+    return f"peak RSS per program, MiB, program / floor ({row.figure.split(' vs ')[-1]}): " + ", ".join(parts)
 
 
 def load() -> str:
@@ -163,10 +196,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         base = Path(scratch)
-        if "preview" in wanted:
-            rows.append(preview_row(base / "preview", args.runs))
-        if "render" in wanted:
-            rows.append(render_row(base, args.runs))
+        objects = _prod_objects()
+        if {"preview", "preview-objects"} & set(wanted):
+            rows += preview_rows(base / "preview", args.runs, wanted, objects)
+        if {"render", "render-objects"} & set(wanted):
+            rows += render_rows(base, args.runs, wanted, objects)
         if "deploy" in wanted:
             rows += deploy_rows(base, args.runs, args.deploy_stacks.split(","), args.deploy_set, deploy.local_cluster)
     print(
