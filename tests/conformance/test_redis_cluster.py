@@ -29,6 +29,7 @@ from tests.conformance.redis_cluster_nodes import (
     require_binaries,
 )
 from tests.conftest import Objects, render_stack
+from tests.loopback import wait_until
 
 pytestmark = pytest.mark.conformance
 
@@ -249,6 +250,32 @@ def test_lowering_masters_is_refused_without_drain_and_loses_nothing_with_it(pro
     lost = sum(v is None for v in values) + sum(v is None for v in kept)
     RESULTS["drain_keys_lost"] = lost
     assert lost == 0
+
+
+def test_a_failed_node_that_is_none_of_the_pods_is_forgotten(prod: LocalCluster) -> None:
+    """A member the StatefulSet no longer runs but the cluster still lists as failed (on the
+    local cluster: a replica removed by masterCount 6 -> 3 whose pod came back once more
+    before the shrink deleted it, re-added by gossip) is forgotten by the reconcile Job."""
+    ghost = prod.node(8)
+    ghost.start()
+    ghost.wait_up()
+    seed = prod.node(0)
+    ghost.client().execute_command("CLUSTER MEET", seed.ip, prod.port)
+    ghost_id = ghost.myid()
+    master_id = next(info.node_id for info in prod.masters())
+    wait_until(lambda: ghost_id in seed.nodes() and master_id in ghost.nodes(), 30, "the new node to meet the cluster")
+    ghost.client().execute_command("CLUSTER REPLICATE", master_id)
+    wait_until(lambda: seed.nodes()[ghost_id].master_id == master_id, 30, "the new node to become a replica")
+    ghost.stop(signal.SIGKILL)  # its pod is gone, never taken out of the cluster
+    prod.nodes = prod.nodes[:6]
+    wait_until(lambda: "fail" in seed.nodes()[ghost_id].flags, 60, "the cluster to flag the gone node as failed")
+
+    output = job_ok(prod, "reconcile", 3, 1)
+    assert f"forgetting {ghost_id}" in output
+    for node in prod.running():
+        assert ghost_id not in node.nodes(), f"node {node.ordinal} still lists the gone node"
+    assert prod.healthy(6)
+    assert "forgetting" not in job_ok(prod, "reconcile", 3, 1)  # nothing left to forget
 
 
 # --- baseline: Redis' and Bitnami's defaults ------------------------------------------------

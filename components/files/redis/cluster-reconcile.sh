@@ -41,6 +41,7 @@ reconcile() {
     fi
 
     fix_open_slots
+    forget_gone_nodes
 
     # New nodes: kept nodes the cluster does not know yet.
     members=$(topology | awk '{ print $1 }')
@@ -125,6 +126,22 @@ reconcile() {
     masters=$(masters_owning_slots)
     [ "$masters" -eq "$M" ] || die "expected $M masters owning slots, found $masters"
     log "reconcile: cluster ok: $M masters with $R replicas each, all $SLOTS slots covered"
+}
+
+# A node the cluster lists as failed that is none of the N pods and owns no slots is gone
+# for good: every kept node forgets it. Seen on the local cluster after masterCount 6 -> 3:
+# a replica the preflight Job had removed came back once more before the StatefulSet
+# deleted its pod (its nodes.conf still knew the cluster) and gossip re-added it after the
+# forget ban; every node then listed it as failed, at the old address, and every
+# --cluster check tried to reach it. A failed node that is one of the pods (a lost node) or
+# owns slots is never forgotten: wait_for_nodes has the ID of every pod.
+forget_gone_nodes() {
+    local id ip
+    for id in $(nodes_of "$SEED" | parse_nodes | awk '$6 ~ /fail/ && $6 !~ /myself/ && $4 == 0 { print $1 }'); do
+        [ -z "${ORDINAL_OF_ID[$id]:-}" ] || continue
+        log "reconcile: forgetting $id: failed, owns no slots and is none of the $N pods"
+        for ip in "${ADDR[@]}"; do rcli "$ip" CLUSTER FORGET "$id" >/dev/null 2>&1 || true; done
+    done
 }
 
 # Every master owning slots has exactly R replicas, and no replica follows a master
