@@ -87,7 +87,13 @@ def render_rows(base: Path, runs: int, wanted: Sequence[str], objects: Callable[
 
 
 def deploy_rows(
-    base: Path, runs: int, stacks: Sequence[str], overrides: Sequence[str], cluster: Callable[[], deploy.Kubectl | None]
+    base: Path,
+    runs: int,
+    stacks: Sequence[str],
+    overrides: Sequence[str],
+    cluster: Callable[[], deploy.Kubectl | None],
+    *,
+    event_logs: Path | None = None,
 ) -> list[Row]:
     kubectl = cluster()
     rows = []
@@ -98,7 +104,7 @@ def deploy_rows(
             continue
         # the local cluster's own defaults (its registry, the stand-in app), as make up gives them
         target = stack_defaults.local_cluster_overrides()
-        bench = deploy.DeployBench(base / f"deploy-{stack}", kubectl, stack, [*target, *overrides])
+        bench = deploy.DeployBench(base / f"deploy-{stack}", kubectl, stack, [*target, *overrides], event_logs=event_logs)
         # No warm-up: each run is a full deploy, and none of them starts warm.
         rows.append(Row(figure, "<= 1.2x", measure.interleave(bench.program, bench.floor, runs, warmup=False)))
     return rows
@@ -183,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--deploy-set", action="append", default=[], metavar="KEY=VALUE", help="config for both sides of the deploy row"
     )
+    parser.add_argument(
+        "--event-logs", type=Path, metavar="DIR", help="keep each deploy row `pulumi up`'s engine events (--event-log) in DIR"
+    )
     args = parser.parse_args(argv)
     wanted = args.rows.split(",")
     unknown = set(wanted) - set(ROWS)
@@ -202,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if {"render", "render-objects"} & set(wanted):
             rows += render_rows(base, args.runs, wanted, objects)
         if "deploy" in wanted:
-            rows += deploy_rows(base, args.runs, args.deploy_stacks.split(","), args.deploy_set, deploy.local_cluster)
+            stacks = args.deploy_stacks.split(",")
+            rows += deploy_rows(base, args.runs, stacks, args.deploy_set, deploy.local_cluster, event_logs=args.event_logs)
     print(
         f"machine: {os.cpu_count()} cores, load average {before} before, {load()} after; "
         f"{args.runs} pairs per row, in turns{bytecode_note}"

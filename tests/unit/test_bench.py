@@ -234,3 +234,14 @@ def test_the_bench_prints_the_table_with_one_row_per_figure(tmp_path: Path, monk
     assert render.startswith("| `tools/render.py --stack prod`") and render.count("x (") == 1
     assert "skipped: no cluster" in up
     assert f"{os.cpu_count()} cores, load average" in out
+
+
+def test_with_event_logs_each_up_keeps_its_engine_events_in_a_file_of_its_own(tmp_path: Path):
+    log = _fake_pulumi(tmp_path / "bin")
+    kubectl = FakeKubectl([[], []])
+    bench_ = deploy.DeployBench(tmp_path / "work", kubectl, "dev", bin_dir=tmp_path / "bin", event_logs=tmp_path / "events")
+    bench_.program()
+    bench_.program()
+    ups = [call for call in log.read_text().splitlines() if call.startswith("up ")]
+    files = [call.split("--event-log ")[1].split()[0] for call in ups]
+    assert len(set(files)) == 2 and all(Path(name).parent == tmp_path / "events" for name in files)

@@ -144,9 +144,19 @@ class DeployBench:
     cluster's registry."""
 
     def __init__(
-        self, base: Path, kubectl: Kubectl, stack: str, overrides: Sequence[str] = (), bin_dir: Path | None = None
+        self,
+        base: Path,
+        kubectl: Kubectl,
+        stack: str,
+        overrides: Sequence[str] = (),
+        bin_dir: Path | None = None,
+        *,
+        event_logs: Path | None = None,
     ) -> None:
         self.base = base
+        # Where each `pulumi up` writes its engine events (--event-log), one file per run:
+        # when each resource started and ended, to find what the up waited on.
+        self.event_logs = event_logs
         self.kubectl = kubectl
         self.stack = stack
         self.overrides = list(overrides)
@@ -170,8 +180,13 @@ class DeployBench:
         for key, value in self._config(namespace):
             pulumi("config", "set", "--path", f"ai-infra-matrix:{key}", value, "--stack", self.stack)
 
+        events: list[str] = []
+        if self.event_logs is not None:
+            self.event_logs.mkdir(parents=True, exist_ok=True)
+            events = ["--event-log", str(self.event_logs / f"{namespace}.jsonl")]
+
         def deploy() -> None:
-            pulumi("up", "--yes", "--stack", self.stack)  # what `make up` runs, its preview included
+            pulumi("up", "--yes", "--stack", self.stack, *events)  # what `make up` runs, its preview included
             wait_ready(self.kubectl, namespace)
 
         try:
