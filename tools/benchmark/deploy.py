@@ -184,6 +184,7 @@ class DeployBench:
         if self.event_logs is not None:
             self.event_logs.mkdir(parents=True, exist_ok=True)
             events = ["--event-log", str(self.event_logs / f"{namespace}.jsonl")]
+            env["PULUMI_DEBUG_COMMANDS"] = "true"  # the CLI offers --event-log only then
 
         def deploy() -> None:
             pulumi("up", "--yes", "--stack", self.stack, *events)  # what `make up` runs, its preview included
