@@ -97,7 +97,7 @@ class AutoscaledApp(pulumi.ComponentResource):
         )
         self.service = kube.Service(
             f"{name}-service",
-            metadata=shapes.metadata(full_name, args.namespace, labels, _service_annotations(settings)),
+            metadata=shapes.service_metadata(full_name, args.namespace, labels),
             spec=_service_spec(settings, selector),
             opts=child,
         )
@@ -298,15 +298,6 @@ def _probe(probe: ProbeSettings) -> shapes.Obj:
         timeout=probe.timeout_seconds,
         failures=probe.failure_threshold,
     )
-
-
-def _service_annotations(settings: AppSettings) -> dict[str, str]:
-    if settings.service.type != "LoadBalancer":
-        return {}
-    # Without a load-balancer controller (kind, kubeadm, bare metal) no address ever comes,
-    # and the provider would fail `pulumi up` after waiting 10 minutes for one. The address
-    # reaches the nginxExternalAddress output once assigned (a refresh or the next up).
-    return dict(shapes.SKIP_AWAIT)
 
 
 def _service_spec(settings: AppSettings, selector: dict[str, str]) -> shapes.Obj:

@@ -140,7 +140,7 @@ class KafkaKRaft(pulumi.ComponentResource):
             )
             self.headless_services[role.kind] = kube.Service(
                 f"{prefix}-headless",
-                metadata=shapes.metadata(role.headless, args.namespace, role.labels),
+                metadata=shapes.service_metadata(role.headless, args.namespace, role.labels),
                 spec=_headless_spec(role),
                 opts=child,
             )
@@ -195,7 +195,7 @@ class KafkaKRaft(pulumi.ComponentResource):
         brokers = clients(roles)
         self.client_service = kube.Service(
             f"{name}-client-service",
-            metadata=shapes.metadata(names.client_service, args.namespace, brokers.labels),
+            metadata=shapes.service_metadata(names.client_service, args.namespace, brokers.labels),
             spec={
                 "type": "ClusterIP",
                 "selector": dict(brokers.selector),

@@ -69,7 +69,7 @@ def exporter(
     )
     kube.Service(
         f"{name}-exporter-service",
-        metadata=shapes.metadata(
+        metadata=shapes.service_metadata(
             full_name,
             args.namespace,
             labels,
@@ -145,7 +145,7 @@ def ui(parent: pulumi.Resource, name: str, args: KafkaKRaftArgs, names: KafkaNam
     )
     kube.Service(
         f"{name}-ui-service",
-        metadata=shapes.metadata(full_name, args.namespace, labels),
+        metadata=shapes.service_metadata(full_name, args.namespace, labels),
         spec={
             "type": "ClusterIP",
             "selector": selector,

@@ -230,7 +230,7 @@ class PostgresHA(pulumi.ComponentResource):
 
         self.headless_service = kube.Service(
             f"{name}-headless-service",
-            metadata=shapes.metadata(names.headless_service, args.namespace, labels),
+            metadata=shapes.service_metadata(names.headless_service, args.namespace, labels),
             spec={
                 "clusterIP": "None",
                 # Members find each other before they are ready (a replica cloning its data).
@@ -242,7 +242,7 @@ class PostgresHA(pulumi.ComponentResource):
         )
         self.primary_service = kube.Service(
             f"{name}-primary-service",
-            metadata=shapes.metadata(names.primary_service, args.namespace, labels, _ROLE_SERVICE_IGNORES),
+            metadata=shapes.service_metadata(names.primary_service, args.namespace, labels, _ROLE_SERVICE_IGNORES),
             spec={
                 "type": "ClusterIP",
                 "selector": {**selector, SCOPE_LABEL: names.scope, ROLE_LABEL: LEADER_LABEL_VALUE},
@@ -252,7 +252,7 @@ class PostgresHA(pulumi.ComponentResource):
         )
         self.replica_service = kube.Service(
             f"{name}-replica-service",
-            metadata=shapes.metadata(names.replica_service, args.namespace, labels, _ROLE_SERVICE_IGNORES),
+            metadata=shapes.service_metadata(names.replica_service, args.namespace, labels, _ROLE_SERVICE_IGNORES),
             spec={
                 "type": "ClusterIP",
                 "selector": {**selector, SCOPE_LABEL: names.scope, ROLE_LABEL: FOLLOWER_LABEL_VALUE},

@@ -188,13 +188,13 @@ class RedisCluster(pulumi.ComponentResource):
         )
         self.headless_service = kube.Service(
             f"{name}-headless",
-            metadata=shapes.metadata(names.headless, args.namespace, labels),
+            metadata=shapes.service_metadata(names.headless, args.namespace, labels),
             spec=_headless_spec(settings, selector),
             opts=child,
         )
         self.client_service = kube.Service(
             f"{name}-service",
-            metadata=shapes.metadata(names.full, args.namespace, labels),
+            metadata=shapes.service_metadata(names.full, args.namespace, labels),
             spec={
                 "type": "ClusterIP",
                 "selector": selector,
@@ -205,7 +205,7 @@ class RedisCluster(pulumi.ComponentResource):
         if settings.exporter.enabled:
             kube.Service(
                 f"{name}-metrics",
-                metadata=shapes.metadata(
+                metadata=shapes.service_metadata(
                     names.metrics,
                     args.namespace,
                     labels,
