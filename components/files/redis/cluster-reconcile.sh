@@ -122,6 +122,9 @@ reconcile() {
         wait_converged
         replicas_balanced && break
     done
+    # Again at the end: a node stopped just before this Job is flagged failed only after
+    # the cluster's node timeout, which may be after the first look.
+    forget_gone_nodes
     replicas_balanced || die "replicas are not spread $R per master: $(topology | awk '$2 == "slave" { print $1 "->" $3 }' | tr '\n' ' ')"
     masters=$(masters_owning_slots)
     [ "$masters" -eq "$M" ] || die "expected $M masters owning slots, found $masters"
