@@ -21,8 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 def type_token(obj: dict[str, Any]) -> str:
     """The provider's type token of a Kubernetes object: ``kubernetes:apps/v1:StatefulSet``."""
