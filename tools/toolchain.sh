@@ -36,7 +36,7 @@ TEMPLATES=$HERE/toolchain
 req_pin() { # req_pin NAME -> version pinned with NAME==X in requirements.txt
 	local f=$REPO/requirements.txt pat=${1//-/[-_]}
 	[[ -f $f ]] || return 0
-	sed -nE "s/^[[:space:]]*${pat}[[:space:]]*==[[:space:]]*([0-9][0-9A-Za-z.+-]*).*/\1/Ip" "$f" | head -n1
+	sed -nE "s/^[[:space:]]*${pat}[[:space:]]*==[[:space:]]*([0-9][0-9A-Za-z.+-]*).*/\1/Ip" "$f" | sed -n 1p
 }
 PULUMI_SDK_VERSION=$(req_pin pulumi);           PULUMI_SDK_VERSION=${PULUMI_SDK_VERSION:-3.272.0}
 K8S_VERSION=$(req_pin pulumi-kubernetes);       K8S_VERSION=${K8S_VERSION:-4.25.0}
@@ -63,7 +63,7 @@ esac
 
 say() { echo "toolchain: $*" >&2; }
 die() { echo "toolchain: ERROR: $*" >&2; exit 1; }
-version_ge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" == "$2" ]]; }
+version_ge() { [[ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | sed -n 1p)" == "$2" ]]; }
 fmt_secs() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
 
 finish() { # print what the caller asked for and exit

@@ -11,4 +11,4 @@ fi
 echo "actionlint $VERSION: building from the Go module proxy into $dir"
 mkdir -p "$dir"
 GOBIN=$dir CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" "github.com/rhysd/actionlint/cmd/actionlint@$VERSION"
-"$dir/actionlint" --version | head -n1
+"$dir/actionlint" --version | sed -n 1p

@@ -18,7 +18,7 @@ LIBS="$HOME/.cache/ai-infra-matrix/kafka/$VERSION/libs"
 MARKER="$LIBS/.complete-$(sha256sum "$POM" | cut -c1-16)"
 
 missing=()
-if ! java -version 2>&1 | grep -qE 'version "(1[7-9]|2[0-9])'; then missing+=(openjdk-17-jre-headless); fi
+if ! java -version 2>&1 | grep -E 'version "(1[7-9]|2[0-9])' >/dev/null; then missing+=(openjdk-17-jre-headless); fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
@@ -39,6 +39,6 @@ if ! "$PYTHON" -c 'import confluent_kafka' >/dev/null 2>&1; then
     "$PYTHON" -m pip install --quiet "$(grep -E '^confluent-kafka==' "$ROOT/requirements-dev.txt")"
 fi
 
-java -version 2>&1 | head -1
+java -version 2>&1 | sed -n 1p
 echo "kafka $VERSION jars: $LIBS ($(find "$LIBS" -mindepth 1 -maxdepth 1 | wc -l) files)"
 "$PYTHON" -c 'import confluent_kafka; print("confluent-kafka", confluent_kafka.version()[0], "librdkafka", confluent_kafka.libversion()[0])'

@@ -34,7 +34,7 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet etcd 2>/d
     systemctl stop etcd || true
 fi
 
-if ! "$VENV/bin/patroni" --version 2>/dev/null | grep -q "$PATRONI_VERSION"; then
+if ! "$VENV/bin/patroni" --version 2>/dev/null | grep -F -- "$PATRONI_VERSION" >/dev/null; then
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
     /usr/bin/python3 -m venv "$VENV"
@@ -44,5 +44,5 @@ fi
 chmod -R a+rX "$(dirname "$VENV")"
 
 /usr/lib/postgresql/15/bin/postgres --version
-etcd --version | head -1
+etcd --version | sed -n 1p
 "$VENV/bin/patroni" --version

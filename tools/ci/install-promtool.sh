@@ -10,7 +10,7 @@ CACHE="${AI_INFRA_CACHE:-$HOME/.cache/ai-infra-matrix}/promtool"
 BIN="$CACHE/bin/promtool"
 
 if [ -x "$BIN" ]; then
-    "$BIN" --version 2>&1 | head -1
+    "$BIN" --version 2>&1 | sed -n 1p
     exit 0
 fi
 
@@ -29,4 +29,4 @@ debs=(prometheus_*.deb)
 dpkg-deb -x "${debs[0]}" "$work"
 install -m 0755 "$work/usr/bin/promtool" "$BIN"
 rm -f prometheus_*.deb  # 19 MB; the extracted binary is all the tests need
-"$BIN" --version 2>&1 | head -1
+"$BIN" --version 2>&1 | sed -n 1p
