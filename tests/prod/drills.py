@@ -380,24 +380,53 @@ def _redis_role(deployed: Deployed, pod: str) -> str:
     return deployed.exec(pod, "redis-cli role | head -1", container="redis")[1].strip()
 
 
+def _patroni_roles(deployed: Deployed) -> dict[str, str]:
+    """Each Patroni member's role as `patronictl list` prints it (Leader, Sync Standby, Replica)."""
+    code, out = deployed.exec(f"{PATRONI}-0", "patronictl list -f json")
+    assert code == 0, out
+    return {m["Member"]: m["Role"] for m in json.loads(out[out.index("[") :])}
+
+
+# a switchover in synchronous mode goes only to the sync standby: Patroni answers any other
+# candidate "candidate name does not match with sync_standby" (and patronictl exits 0)
+_SWITCHOVER_RANK = {"Leader": 0, "Sync Standby": 1}
+
+
+def choose_drain_node(members: dict[str, dict[str, str]], roles: dict[str, str]) -> str | None:
+    """Of the nodes with a member of each system (``members``: node -> _members), the
+    Patroni leader's, else the sync standby's (by ``roles``: member -> role); a broker's node
+    first among equals (the scheduler may have put no broker beside a Patroni member).
+    None when no node qualifies."""
+    candidates = sorted(
+        (n for n, m in members.items() if all(m.values()) and roles.get(m["patroni"]) in _SWITCHOVER_RANK),
+        key=lambda n: (
+            _SWITCHOVER_RANK[roles[members[n]["patroni"]]],
+            not re.fullmatch(rf"{KAFKA}-\d+", members[n]["kafka"]),
+            n,
+        ),
+    )
+    return candidates[0] if candidates else None
+
+
 def drain_target(deployed: Deployed) -> tuple[str, dict[str, str]]:
     """A node holding the Patroni leader, a Redis master and a Kafka broker (or, where the
     spread put no broker beside a Patroni member, a KRaft controller), made so where the
     spread left none: a node with a member of each becomes one by a Patroni switchover
-    to its member and a Redis manual failover to its replica, as an operator would set up
+    to its member (the leader's or the sync standby's node: the only switchover synchronous
+    mode allows) and a Redis manual failover to its replica, as an operator would set up
     the drill. Returns the node and the pods it holds."""
     by_node = _pods_by_node(deployed)
-    members = {node: _members(pods) for node, pods in sorted(by_node.items())}
-    # a broker's node first; the scheduler may have put no broker beside a Patroni member
-    candidates = sorted(
-        (n for n, m in members.items() if all(m.values())), key=lambda n: not re.fullmatch(rf"{KAFKA}-\d+", members[n]["kafka"])
-    )
-    if not candidates:
-        raise AssertionError(f"no node holds a member of Patroni, Redis and Kafka: {by_node}")
-    node, held = candidates[0], members[candidates[0]]
-    if patroni_leader(deployed) != held["patroni"]:
+    members = {node: _members(pods) for node, pods in by_node.items()}
+    roles = _patroni_roles(deployed)
+    node = choose_drain_node(members, roles)
+    if node is None:
+        raise AssertionError(
+            f"no node holds a Patroni leader or sync standby, a Redis node and a Kafka member: {by_node}, roles {roles}"
+        )
+    held = members[node]
+    if roles[held["patroni"]] != "Leader":
         code, out = deployed.exec(held["patroni"], f"patronictl switchover --candidate {held['patroni']} --force")
-        assert code == 0, out
+        assert code == 0 and "failed" not in out.lower(), out
         deployed.cluster.wait("the switchover", lambda: patroni_leader(deployed) == held["patroni"], timeout=120)
     if _redis_role(deployed, held["redis"]) != "master":
         code, out = deployed.exec(held["redis"], "redis-cli cluster failover", container="redis")
