@@ -84,7 +84,7 @@ format: install ## apply ruff's formatting and safe fixes
 render: install ## offline render: STACK=dev|prod [SET="key=value ..."] -> rendered/$(STACK)/
 	$(PY) tools/render.py --stack $(STACK) --out rendered/$(STACK) $(foreach s,$(SET),--set $(s))
 
-bench: install ## what users wait on (preview, render, pulumi up to ready) as ratios to their floors, as a table
+bench: install ## what users wait on (preview, render, pulumi up to ready) as ratios to their floors, as a table; the deployed prod stack's memory use vs its requests
 	$(PY) tools/bench.py
 
 # The prod stack on a 7-node local cluster (deployed first when it does not run), then every

@@ -12,6 +12,9 @@ Markdown table.
     deploy   `pulumi up --stack S` until every pod is Ready on the local cluster vs
              `kubectl apply --server-side` of the same rendered objects + the same wait,
              each in a fresh namespace (skipped when tools/cluster runs no cluster)
+    memory   not a pair: a deployed stack's memory use per workload (metrics-server)
+             beside its requests and limits, and each node's use
+             (tools/benchmark/cluster_memory.py; skipped with no cluster or no stack)
 
 Each row: one untimed warm-up of both sides, then --runs pairs run in turns (A B A B ...);
 times are median (min-max) and each ratio is one program run over the floor run beside it.
@@ -35,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools.benchmark import deploy, measure, replay  # noqa: E402
+from tools.benchmark import cluster_memory, deploy, measure, replay  # noqa: E402
 from tools.benchmark.measure import Command, Pairs, Sample, Spread  # noqa: E402
 from tools.benchmark.preview import PreviewBench  # noqa: E402
 from tools.cluster import stack_defaults  # noqa: E402
@@ -48,7 +51,7 @@ from tools.render import render
 r = render({stack!r})
 print(json.dumps({{"objects": len(r.objects), "resources": sum(r.resource_types.values())}}))
 """
-ROWS = ("preview", "preview-objects", "render", "render-objects", "deploy")
+ROWS = ("preview", "preview-objects", "render", "render-objects", "deploy", "memory")
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--deploy-set", action="append", default=[], metavar="KEY=VALUE", help="config for both sides of the deploy row"
     )
     parser.add_argument(
+        "--memory-namespace", default="ai-infra-prod", help="the deployed stack the memory row reads (default ai-infra-prod)"
+    )
+    parser.add_argument(
         "--event-logs", type=Path, metavar="DIR", help="keep each deploy row `pulumi up`'s engine events (--event-log) in DIR"
     )
     args = parser.parse_args(argv)
@@ -224,7 +230,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if row.pairs is not None and any(sample.programs for sample in row.pairs.program):
             print(per_program_memory(row))
     print("; ".join(counts(stack) for stack in ("dev", "prod")))
+    if "memory" in wanted:
+        print()
+        print("\n".join(memory_lines(args.memory_namespace, deploy.local_cluster)))
     return 0
+
+
+def memory_lines(namespace: str, cluster: Callable[[], deploy.Kubectl | None]) -> list[str]:
+    kubectl = cluster()
+    if kubectl is None:
+        return [f"memory of {namespace}: skipped: no cluster"]
+    if not kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").strip():
+        return [f"memory of {namespace}: skipped: no such namespace (deploy it: make up STACK=prod YES=1)"]
+    return cluster_memory.table(namespace, kubectl)
 
 
 if __name__ == "__main__":
