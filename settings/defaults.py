@@ -114,7 +114,13 @@ _COMMON: dict[str, Any] = {
         "image": {"repository": "ai-infra-kafka", "tag": "4.1.1"},
         # Log + /tmp (64Mi: the rendered server.properties, native compression libraries) +
         # LOG_DIR (128Mi: the GC log, capped at 4 x 16 MB); the partitions are the claim.
-        "resources": _resources("500m", "1Gi", "2000m", "4Gi", storage=("128Mi", "512Mi")),
+        # Memory, measured on the local cluster (tools/benchmark/cluster_memory.py): G1 comes
+        # to touch the whole heap (-Xms = -Xmx) while the live set after a GC was 162 MiB
+        # under the drills' writers, and the JVM's own memory beside the heap was ~240 MiB.
+        # So the heap (half the limit) is 1.5 GiB, nine times that live set, and the request
+        # is the heap plus the JVM's own (kafka_topology.JVM_NON_HEAP_MIB): what a broker
+        # comes to hold, not a guess the kubelet would evict it above.
+        "resources": _resources("500m", "1792Mi", "2000m", "3Gi", storage=("128Mi", "512Mi")),
     },
     "backend": {
         # The application tiers are not this project's images: their writable paths (/tmp,
