@@ -300,6 +300,9 @@ def script_job_spec(
                 "command": command,
                 **({"env": env} if env is not None else {}),
                 "resources": resources,
+                # A failed run's last log lines stay in the pod's status through the restart
+                # of the next attempt, and `pulumi up` prints them with the failure.
+                "terminationMessagePolicy": "FallbackToLogsOnError",
                 "securityContext": container_security_context(),
                 "volumeMounts": [
                     {"name": config_volume["name"], "mountPath": config_dir, "readOnly": True},

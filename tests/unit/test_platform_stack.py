@@ -98,3 +98,14 @@ def test_no_service_holds_an_engine_step_waiting_for_its_endpoints(stack, overri
     assert len(services) >= 8
     for service in services:
         assert service["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true", service["metadata"]["name"]
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_failed_job_says_why_in_its_pods_status(stack):
+    # A Job's attempts restart in one pod (OnFailure): without the log fallback, the reason
+    # of the attempt before was gone, and `pulumi up` printed only "exit code 1".
+    jobs = [obj for obj in render_stack(stack).objects if obj["kind"] == "Job"]
+    assert jobs
+    for job in jobs:
+        for container in job["spec"]["template"]["spec"]["containers"]:
+            assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", job["metadata"]["name"]
