@@ -232,17 +232,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("; ".join(counts(stack) for stack in ("dev", "prod")))
     if "memory" in wanted:
         print()
-        print("\n".join(memory_lines(args.memory_namespace, deploy.local_cluster)))
+        print("\n".join(cluster_memory.report(args.memory_namespace, deploy.local_cluster)))
     return 0
-
-
-def memory_lines(namespace: str, cluster: Callable[[], deploy.Kubectl | None]) -> list[str]:
-    kubectl = cluster()
-    if kubectl is None:
-        return [f"memory of {namespace}: skipped: no cluster"]
-    if not kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").strip():
-        return [f"memory of {namespace}: skipped: no such namespace (deploy it: make up STACK=prod YES=1)"]
-    return cluster_memory.table(namespace, kubectl)
 
 
 if __name__ == "__main__":

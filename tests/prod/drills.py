@@ -201,6 +201,14 @@ def kafka_active_controller(deployed: Deployed, broker: str = f"{KAFKA}-0") -> i
     return int(match.group(1))
 
 
+def patroni_members(deployed: Deployed) -> list[dict[str, Any]]:
+    """`patronictl list -f json`: one dict per member (Member, Role, State, lags...)."""
+    code, out = deployed.exec(f"{PATRONI}-0", "patronictl list -f json")
+    assert code == 0, out
+    members: list[dict[str, Any]] = json.loads(out[out.index("[") :])
+    return members
+
+
 def node_of(deployed: Deployed, pod: str) -> str:
     return str(deployed.cluster.get("-n", deployed.namespace, "pod", pod)["spec"].get("nodeName", ""))
 
@@ -237,10 +245,11 @@ def wait_healthy(deployed: Deployed, timeout: float = 600) -> None:
         code, info = deployed.exec(f"{REDIS}-0", "redis-cli cluster info", container="redis")
         if code != 0 or "cluster_state:ok" not in info:
             return False
-        code, members = deployed.exec(f"{PATRONI}-0", "patronictl list -f json")
-        if code != 0:
+        try:
+            members = patroni_members(deployed)
+        except AssertionError:  # patronictl failed: not healthy yet
             return False
-        states = [m.get("State") for m in json.loads(members[members.index("[") :])]
+        states = [m.get("State") for m in members]
         return states.count("running") == 1 and states.count("streaming") == len(states) - 1
 
     deployed.cluster.wait("the prod stack to be healthy again", all_ready, timeout=timeout, interval=3)
@@ -382,9 +391,7 @@ def _redis_role(deployed: Deployed, pod: str) -> str:
 
 def _patroni_roles(deployed: Deployed) -> dict[str, str]:
     """Each Patroni member's role as `patronictl list` prints it (Leader, Sync Standby, Replica)."""
-    code, out = deployed.exec(f"{PATRONI}-0", "patronictl list -f json")
-    assert code == 0, out
-    return {m["Member"]: m["Role"] for m in json.loads(out[out.index("[") :])}
+    return {str(m["Member"]): str(m["Role"]) for m in patroni_members(deployed)}
 
 
 # a switchover in synchronous mode goes only to the sync standby: Patroni answers any other

@@ -10,7 +10,7 @@ from collections import Counter
 
 from tests.deployed import Deployed, stack_tool
 from tests.prod.conftest import PROD_NODES, STACK
-from tests.prod.drills import BOOTSTRAP, KAFKA, PATRONI, REDIS
+from tests.prod.drills import BOOTSTRAP, KAFKA, PATRONI, REDIS, patroni_members
 
 
 def test_every_pod_is_ready_and_every_job_complete(prod: Deployed) -> None:
@@ -50,9 +50,7 @@ def test_hpas_show_real_cpu_and_memory_from_metrics_server(prod: Deployed) -> No
 
 def test_patronictl_list_shows_a_leader_a_sync_standby_and_a_replica_without_lag(prod: Deployed) -> None:
     def listed() -> bool:
-        code, out = prod.exec(f"{PATRONI}-0", "patronictl list -f json")
-        assert code == 0, out
-        members = json.loads(out[out.index("[") :])
+        members = patroni_members(prod)
         roles = sorted(m["Role"] for m in members)
         # Patroni 4 reports each replica's receive and replay lag in bytes
         lags = [(m["Receive Lag"], m["Replay Lag"]) for m in members if m["Role"] != "Leader"]

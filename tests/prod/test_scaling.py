@@ -41,15 +41,8 @@ KEPT = 3  # the prod default of both
 WRITER_SECONDS = 1800  # an upper bound: each test stops its writer when its change is over
 
 
-def _members(prod: Deployed) -> list[dict[str, object]]:
-    code, out = prod.exec(f"{drills.PATRONI}-0", "patronictl list -f json")
-    assert code == 0, out
-    members: list[dict[str, object]] = json.loads(out[out.index("[") :])
-    return members
-
-
 def _streaming(prod: Deployed, count: int) -> bool:
-    states = [m.get("State") for m in _members(prod)]
+    states = [m.get("State") for m in drills.patroni_members(prod)]
     return len(states) == count and states.count("running") == 1 and states.count("streaming") == count - 1
 
 

@@ -83,7 +83,7 @@ class FakeCluster:
 
 
 def test_the_row_prints_a_table_the_namespace_total_and_each_node() -> None:
-    lines = bench.memory_lines("prod", lambda: FakeCluster({"prod"}))
+    lines = cluster_memory.report("prod", lambda: FakeCluster({"prod"}))
     assert "| StatefulSet/kafka | 2 | 500-700 | 1024 | 4096 | 0.68 |" in lines
     assert "prod: 1.20 GiB used, 2.41 GiB requested" in lines
     assert lines[-1] == "nodes, GiB used / allocatable: node-1 3.00/12.00"
@@ -94,7 +94,7 @@ def test_the_row_prints_a_table_the_namespace_total_and_each_node() -> None:
     [(lambda: None, "skipped: no cluster"), (lambda: FakeCluster(set()), "skipped: no such namespace")],
 )
 def test_without_a_cluster_or_a_stack_the_row_says_skipped(cluster: Any, said: str) -> None:
-    (line,) = bench.memory_lines("prod", cluster)
+    (line,) = cluster_memory.report("prod", cluster)
     assert said in line
 
 

@@ -15,7 +15,7 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -89,6 +89,16 @@ def _raw(kubectl: Kubectl, path: str) -> Any:
     return json.loads(kubectl("get", "--raw", path))
 
 
+def report(namespace: str, cluster: Callable[[], Kubectl | None]) -> list[str]:
+    """The memory table of ``namespace``, or one line saying why it is skipped."""
+    kubectl = cluster()
+    if kubectl is None:
+        return [f"memory of {namespace}: skipped: no cluster"]
+    if not kubectl("get", "namespace", namespace, "--ignore-not-found", "-o", "name").strip():
+        return [f"memory of {namespace}: skipped: no such namespace (deploy it: make up STACK=prod YES=1)"]
+    return table(namespace, kubectl)
+
+
 def table(namespace: str, kubectl: Kubectl) -> list[str]:
     pods = kubectl.json("get", "pods", "-n", namespace, "--field-selector=status.phase=Running")["items"]
     usage = _raw(kubectl, f"{METRICS}/namespaces/{namespace}/pods")["items"]
@@ -122,11 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--namespace", default="ai-infra-prod", help="the deployed stack's namespace (default ai-infra-prod)")
     args = parser.parse_args(argv)
-    kubectl = local_cluster()
-    if kubectl is None:
-        print("skipped: no cluster")
-        return 0
-    print("\n".join(table(args.namespace, kubectl)))
+    print("\n".join(report(args.namespace, local_cluster)))
     return 0
 
 
